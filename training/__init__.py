@@ -1,0 +1,1 @@
+"""Weakly supervised training of the vRGV model (needs the ``train`` extra: torch)."""
