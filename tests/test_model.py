@@ -1,0 +1,202 @@
+"""VRGVModel units: shapes, masking, attention normalisation, variants, checkpoint round trip, word vectors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from vrgv.errors import ConfigError  # noqa: E402
+from vrgv.training.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from vrgv.training.config import VARIANTS, ModelConfig, TrainConfig  # noqa: E402
+from vrgv.training.model import VRGVModel, beta_per_frame  # noqa: E402
+from vrgv.training.word_vectors import WordVectorTable, default_table, load_text_vectors, vocabulary_matrix  # noqa: E402
+from vrgv.vocab import Vocabulary  # noqa: E402
+
+N, L, M, D = 24, 6, 7, 16
+
+
+def small_config(variant: str = "full", **kw) -> ModelConfig:
+    vocab = Vocabulary.default()
+    return ModelConfig(vocab_size=len(vocab), feature_dim=D, word_dim=256, region_dim=32, attention_dim=16,
+                       hidden_dim=24, num_frames=N, clip_len=L, num_regions=M, variant=variant, **kw)
+
+
+def make_model(variant: str = "full", seed: int = 0, **kw) -> VRGVModel:
+    torch.manual_seed(seed)
+    vocab = Vocabulary.default()
+    model = VRGVModel(small_config(variant, **kw), vocabulary_matrix(vocab, default_table()))
+    return model.eval()
+
+
+def video(seed: int = 0, v: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(v, N, M, 2, generator=g) * 0.5
+    wh = torch.rand(v, N, M, 2, generator=g) * 0.5
+    boxes = torch.cat([xy, xy + wh, (wh[..., :1] * wh[..., 1:])], dim=-1)
+    return boxes, torch.randn(v, N, M, D, generator=g)
+
+
+QUERIES = ["person-ride-bicycle", "dog-stand_next_to-car", "domestic_cat-sit_behind-sofa"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_attend_shapes_and_normalisation(variant):
+    model = make_model(variant)
+    boxes, feats = video()
+    q = torch.from_numpy(Vocabulary.default().encode_query(QUERIES))
+    with torch.no_grad():
+        emb = model.embed_regions(boxes[0], feats[0])
+        a_s, a_o, b1, b2 = model.attend(emb, q)
+    H = N // L
+    assert emb.shape == (N, M, 32)
+    assert a_s.shape == a_o.shape == (3, N, M) and b1.shape == (3, N) and b2.shape == (3, H)
+    torch.testing.assert_close(a_s.sum(-1), torch.ones(3, N))
+    torch.testing.assert_close(a_o.sum(-1), torch.ones(3, N))
+    torch.testing.assert_close(b1.sum(-1), torch.ones(3))
+    if variant == "no_clip":
+        assert torch.all(b2 == 0)
+    else:
+        torch.testing.assert_close(b2.sum(-1), torch.ones(3))
+    if variant == "no_temporal":
+        torch.testing.assert_close(b1, torch.full((3, N), 1.0 / N))
+    beta = beta_per_frame(b1.numpy(), b2.numpy(), L)
+    assert beta.shape == (3, N)
+    np.testing.assert_allclose(beta[:, :L] - b1.numpy()[:, :L], np.repeat(b2.numpy()[:, :1], L, axis=1), atol=1e-6)
+
+
+def test_attend_is_per_query_independent_of_batch():
+    """Each query's attention depends only on that query: batching R queries changes nothing."""
+    model = make_model()
+    boxes, feats = video(1)
+    q = torch.from_numpy(Vocabulary.default().encode_query(QUERIES))
+    with torch.no_grad():
+        emb = model.embed_regions(boxes[0], feats[0])
+        batch = model.attend(emb, q)
+        single = model.attend(emb, q[1:2])
+    for full, one in zip(batch, single):
+        torch.testing.assert_close(full[1:2], one, atol=1e-5, rtol=1e-5)
+
+
+def test_predicate_padding_is_masked():
+    """The predicate vector is the mean over non-pad words: padding ids never change the result."""
+    model = make_model()
+    q = torch.from_numpy(Vocabulary.default().encode_query(["person-ride-bicycle"]))
+    _, g_p, _ = model._words(q)
+    vec = model.word_table(q[:, 1])
+    torch.testing.assert_close(g_p, torch.relu(model.word(vec)))
+    q2 = torch.from_numpy(Vocabulary.default().encode_query(["person-stand_next_to-bicycle"]))
+    _, g_p2, _ = model._words(q2)
+    mean = model.word_table(q2[:, 1:4]).mean(1)
+    torch.testing.assert_close(g_p2, torch.relu(model.word(mean)))
+
+
+def test_predicate_changes_full_but_not_cooccurrence_attention():
+    boxes, feats = video(2)
+    vocab = Vocabulary.default()
+    q = torch.from_numpy(vocab.encode_query(["person-ride-bicycle", "person-walk_behind-bicycle"]))
+    for variant, differs in (("full", True), ("cooccurrence", False)):
+        model = make_model(variant)
+        with torch.no_grad():
+            _, _, b1, b2 = model.attend(model.embed_regions(boxes[0], feats[0]), q)
+        assert (not torch.allclose(b2[0], b2[1])) == differs, variant
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_training_forward_and_tiny_training_lowers_loss(variant):
+    vocab = Vocabulary.default()
+    model = make_model(variant, seed=1).train()
+    boxes, feats = video(3, v=2)
+    rels = ["person-ride-bicycle", "dog-chase-domestic_cat", "person-stand_next_to-car", "dog-chase-domestic_cat"]
+    idx = torch.tensor([0, 0, 1, 1])
+    q = torch.from_numpy(vocab.encode_query(rels))
+    words = [vocab.encode_words(r) for r in rels]
+    if variant == "cooccurrence":
+        words = [[w[0], w[-2], w[-1]] for w in words]
+    t = torch.zeros(len(words), max(map(len, words)), dtype=torch.int64)
+    for i, w in enumerate(words):
+        t[i, : len(w)] = torch.tensor(w)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(30):
+        out = model(boxes, feats, idx, q, t)
+        assert out["logits"].shape == (4, t.shape[1], len(vocab))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert model.word_table.weight.grad is None  # frozen word vectors
+
+
+def test_checkpoint_round_trip(tmp_path):
+    vocab = Vocabulary.default()
+    model = make_model("full", seed=3)
+    folder = save_checkpoint(model, vocab, tmp_path / "ckpt", {"seed": 3})
+    loaded, vocab2, meta = load_checkpoint(folder)
+    assert meta == {"seed": 3} and vocab2.tokens == vocab.tokens and loaded.config == model.config
+    boxes, feats = video(4)
+    q = torch.from_numpy(vocab.encode_query(QUERIES))
+    with torch.no_grad():
+        a = model.attend(model.embed_regions(boxes[0], feats[0]), q)
+        b = loaded.attend(loaded.embed_regions(boxes[0], feats[0]), q)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    assert not any(p.name.endswith((".pt", ".pth", ".pkl")) for p in folder.iterdir())
+
+
+def test_checkpoint_rejects_mismatched_config(tmp_path):
+    vocab = Vocabulary.default()
+    folder = save_checkpoint(make_model(), vocab, tmp_path / "c")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["hidden_dim"] = 40
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match="do not match"):
+        load_checkpoint(folder)
+    cfg["variant"] = "bogus"
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match="variant"):
+        load_checkpoint(folder)
+    with pytest.raises(ConfigError, match="not a folder"):
+        load_checkpoint(tmp_path / "missing")
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="multiple"):
+        ModelConfig(vocab_size=10, feature_dim=4, num_frames=100, clip_len=12)
+    with pytest.raises(ConfigError, match="positive"):
+        ModelConfig(vocab_size=0, feature_dim=4)
+    with pytest.raises(ConfigError, match="unknown"):
+        ModelConfig.from_dict({"vocab_size": 10, "feature_dim": 4, "bogus": 1})
+    with pytest.raises(ConfigError, match="unknown ModelConfig"):
+        TrainConfig(model={"nope": 1})
+    assert ModelConfig.from_dict(small_config().to_dict()) == small_config()
+
+
+def test_default_word_vectors_cover_vocabulary_and_separate_words():
+    vocab = Vocabulary.default()
+    table = default_table()
+    assert table.dim == 256
+    for token in vocab.tokens[4:]:
+        assert table.get(token) is not None, token
+    assert table.aliases["bike"] == "bicycle" and table.get("bike") is not None
+
+    def cos(a: str, b: str) -> float:
+        x, y = table.get(a), table.get(b)
+        return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+
+    assert cos("dog", "cat") < 0.99 and cos("above", "below") < 0.99  # distinct words, distinct vectors
+    assert cos("bike", "bicycle") > cos("bike", "zebra")
+
+
+def test_text_word_vectors(tmp_path):
+    path = tmp_path / "vec.txt"
+    path.write_text("2 3\ndog 1 0 0\ncat 0 1 0\n")
+    table = WordVectorTable.load(path)
+    assert table.words == ["dog", "cat"] and table.dim == 3
+    np.testing.assert_array_equal(load_text_vectors(path, {"cat"}).vectors, [[0, 1, 0]])
+    (tmp_path / "bad.txt").write_text("dog 1 x\n")
+    with pytest.raises(ConfigError, match="non-numeric"):
+        WordVectorTable.load(tmp_path / "bad.txt")

@@ -1,0 +1,153 @@
+"""Model and training configuration dataclasses, validated on construction and saved with every checkpoint.
+
+Defaults follow the paper (§4.2): N=120 sampled frames, clips of L=12, M=40 regions, 256-d region and word
+features, 512-d LSTMs, dropout 0.2, Adam lr 1e-4, batch 32, at most 20 epochs with early stopping.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vrgv.errors import ConfigError
+
+VARIANTS = ("full", "no_message", "no_clip", "no_temporal", "cooccurrence")
+
+
+def _check_positive(owner: str, **values: int | float) -> None:
+    for name, value in values.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{owner}.{name} must be a positive number, got {value!r}")
+
+
+@dataclass
+class ModelConfig:
+    """Every size and switch of :class:`vrgv.training.model.VRGVModel`."""
+
+    vocab_size: int
+    feature_dim: int
+    word_dim: int = 300
+    region_dim: int = 256
+    attention_dim: int = 256
+    hidden_dim: int = 512
+    num_frames: int = 120
+    clip_len: int = 12
+    num_regions: int = 40
+    dropout: float = 0.2
+    variant: str = "full"
+    relation_context_predicate: bool = True
+
+    def __post_init__(self) -> None:
+        _check_positive(
+            "ModelConfig", vocab_size=self.vocab_size, feature_dim=self.feature_dim, word_dim=self.word_dim,
+            region_dim=self.region_dim, attention_dim=self.attention_dim, hidden_dim=self.hidden_dim,
+            num_frames=self.num_frames, clip_len=self.clip_len, num_regions=self.num_regions,
+        )
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"ModelConfig.variant {self.variant!r} is unknown; choose one of {list(VARIANTS)}")
+        if self.num_frames % self.clip_len:
+            raise ConfigError(
+                f"ModelConfig: num_frames={self.num_frames} is not a multiple of clip_len={self.clip_len}; "
+                f"choose N = H * L (the paper uses 120 = 10 * 12)"
+            )
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ConfigError(f"ModelConfig.dropout must lie in [0, 1), got {self.dropout!r}")
+
+    @property
+    def num_clips(self) -> int:
+        return self.num_frames // self.clip_len
+
+    @property
+    def message_passing(self) -> bool:
+        return self.variant != "no_message"
+
+    @property
+    def clip_attention(self) -> bool:
+        return self.variant not in ("no_clip", "no_temporal")
+
+    @property
+    def temporal_attention(self) -> bool:
+        return self.variant != "no_temporal"
+
+    @property
+    def uses_predicate(self) -> bool:
+        """False for the Co-occurrence baseline: predicate out of the query and the reconstruction."""
+        return self.variant != "cooccurrence"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        return _from_dict(cls, data)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings of :func:`vrgv.training.train.train`."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    patience: int = 3
+    lr_patience: int = 1
+    lr_factor: float = 0.5
+    grad_clip: float = 5.0
+    seed: int = 0
+    threads: int = 2
+    max_minutes: float = 0.0  # 0 = no wall-clock budget
+    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides (variant, sizes)
+
+    def __post_init__(self) -> None:
+        _check_positive("TrainConfig", epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                        patience=self.patience, lr_patience=self.lr_patience, threads=self.threads)
+        if not 0.0 < float(self.val_fraction) < 1.0:
+            raise ConfigError(f"TrainConfig.val_fraction must lie in (0, 1), got {self.val_fraction!r}")
+        if not 0.0 < float(self.lr_factor) < 1.0:
+            raise ConfigError(f"TrainConfig.lr_factor must lie in (0, 1), got {self.lr_factor!r}")
+        if self.max_minutes < 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("TrainConfig.max_minutes, weight_decay and grad_clip must be >= 0")
+        if not isinstance(self.model, dict):
+            raise ConfigError(f"TrainConfig.model must be a JSON object of ModelConfig fields, got {self.model!r}")
+        known = {f.name for f in dataclasses.fields(ModelConfig)}
+        unknown = sorted(set(self.model) - known)
+        if unknown:
+            raise ConfigError(f"TrainConfig.model has unknown ModelConfig field(s) {unknown}; known: {sorted(known)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        return _from_dict(cls, data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        """Read a JSON config file (see ``training/configs/*.json``)."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"training config {str(path)!r} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"training config {str(path)!r} is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"training config {str(path)!r} must hold a JSON object")
+        return cls.from_dict(data)
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__} must be built from a JSON object, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{cls.__name__} has unknown field(s) {unknown}; known fields: {sorted(known)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{cls.__name__}: {exc}") from None

@@ -1,0 +1,182 @@
+"""The vRGV model (paper §3): spatial attention with attention shifting, hierarchical temporal attention
+and an LSTM decoder that reconstructs the relation, trained with the reconstruction loss only (eq. 11).
+
+Inference uses two batch-vectorized entry points that the export turns into ONNX graphs:
+``embed_regions`` (once per video) and ``attend`` (per batch of R query relations). Masking is arithmetic,
+there is no data-dependent Python control flow; the variant switches are fixed by the config at build time.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from vrgv.errors import ConfigError
+from vrgv.training.config import ModelConfig
+from vrgv.vocab import QUERY_LEN
+
+
+class AdditiveAttention(nn.Module):
+    """``score = w · tanh(W_in x + W_ctx c + b)``, the attention form of eqs. 3, 7 and 10."""
+
+    def __init__(self, in_dim: int, ctx_dim: int, att_dim: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(in_dim, att_dim)
+        self.ctx = nn.Linear(ctx_dim, att_dim, bias=False)
+        self.out = nn.Linear(att_dim, 1, bias=False)
+
+    def forward(self, x: Tensor, ctx: Tensor) -> Tensor:
+        """x [R,K,in], ctx [R,ctx] -> softmax weights [R,K]."""
+        scores = self.out(torch.tanh(self.inp(x) + self.ctx(ctx).unsqueeze(1))).squeeze(-1)
+        return torch.softmax(scores, dim=-1)
+
+
+class VRGVModel(nn.Module):
+    """Weakly supervised visual relation grounding by reconstruction (Xiao et al., ECCV 2020)."""
+
+    def __init__(self, config: ModelConfig, word_vectors: np.ndarray | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, ModelConfig):
+            raise ConfigError(f"VRGVModel needs a ModelConfig, got {type(config).__name__}")
+        self.config = c = config
+        E, A, H = c.region_dim, c.attention_dim, c.hidden_dim
+        # word vectors: a frozen table inside the model so the exported graph takes token ids
+        self.word_table = nn.Embedding(c.vocab_size, c.word_dim, padding_idx=0)
+        self.word_table.weight.requires_grad_(False)
+        if word_vectors is not None:
+            wv = np.asarray(word_vectors, dtype=np.float32)
+            if wv.shape != (c.vocab_size, c.word_dim):
+                raise ConfigError(
+                    f"word vectors have shape {list(wv.shape)}, the config expects [{c.vocab_size}, {c.word_dim}]; "
+                    f"build the table for this vocabulary"
+                )
+            with torch.no_grad():
+                self.word_table.weight.copy_(torch.from_numpy(wv))
+        self.word = nn.Linear(c.word_dim, E)  # g(w) = ReLU(W_word v(w))
+        # region feature f(B) = ReLU(W_app f_app) + ReLU(W_box f_B)
+        self.app = nn.Linear(c.feature_dim, E)
+        self.box = nn.Linear(5, E)
+        # spatial attention units (eqs. 3-4), one for the subject and one for the object
+        self.sau_region = nn.Linear(E, 2 * A)
+        self.sau_word_s = nn.Linear(E, A, bias=False)
+        self.sau_word_o = nn.Linear(E, A, bias=False)
+        self.sau_out_s = nn.Linear(A, 1, bias=False)
+        self.sau_out_o = nn.Linear(A, 1, bias=False)
+        # attention shifting (eqs. 5-6) and node input f_i = W3 [f_s, f_o] + b3
+        if c.message_passing:
+            self.w_so = nn.Linear(c.num_regions, E)
+            self.w_os = nn.Linear(c.num_regions, E)
+        self.node = nn.Linear(2 * E, E)
+        # hierarchical temporal attention (eqs. 7-10)
+        self.lstm_frame = nn.LSTM(E, H, batch_first=True)
+        n_ctx = 3 if (c.uses_predicate and c.relation_context_predicate) else 2
+        self.relation_context = nn.Linear(n_ctx * E, H)
+        if c.clip_attention:
+            self.tau_clip = AdditiveAttention(H, H, A)
+            self.lstm_clip = nn.LSTM(H, H, batch_first=True)
+        if c.temporal_attention:
+            self.tau_frame = AdditiveAttention(H, H, A)
+        # decoder (eq. 11)
+        self.dec_init = nn.Linear(H, H)
+        self.decoder = nn.LSTM(E + H, H, batch_first=True)
+        self.dec_out = nn.Linear(H, c.vocab_size)
+        self.drop = nn.Dropout(c.dropout)
+
+    # ------------------------------------------------------------------------------------------
+    # inference entry points (exported)
+    # ------------------------------------------------------------------------------------------
+    def embed_regions(self, boxes_norm: Tensor, features: Tensor) -> Tensor:
+        """f(B) for every region: boxes_norm [..., M, 5], features [..., M, D] -> [..., M, E]."""
+        return F.relu(self.app(features)) + F.relu(self.box(boxes_norm))
+
+    def attend(self, region_emb: Tensor, query_ids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One video's region_emb [N,M,E] and R queries [R,5] -> α_s, α_o [R,N,M], β1 [R,N], β2 [R,H]."""
+        out = self._encode(region_emb.unsqueeze(0), query_ids)
+        return out["alpha_s"], out["alpha_o"], out["beta1"], out["beta2"]
+
+    # ------------------------------------------------------------------------------------------
+    # training
+    # ------------------------------------------------------------------------------------------
+    def forward(
+        self, boxes_norm: Tensor, features: Tensor, video_index: Tensor, query_ids: Tensor, targets: Tensor
+    ) -> dict[str, Tensor]:
+        """Training forward over B (video, relation) samples with teacher forcing.
+
+        boxes_norm [V,N,M,5], features [V,N,M,D] for V distinct videos; video_index i64 [B] picks each
+        sample's video; query_ids i64 [B,5]; targets i64 [B,T] (``encode_words``, 0-padded).
+        Returns the encoder outputs plus ``logits`` [B,T,vocab] and the summed-per-sample ``loss``.
+        """
+        emb = self.drop(self.embed_regions(boxes_norm, features))
+        out = self._encode(emb.index_select(0, video_index), query_ids)
+        logits = self._decode(out["featv"], targets)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=0,
+                               reduction="sum") / targets.shape[0]
+        out.update(logits=logits, loss=loss)
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    def _words(self, query_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """g(S), g(P), g(O) [R,E]; the predicate vector is the mean of its non-pad word vectors."""
+        vec = self.word_table(query_ids)  # [R,5,W]
+        pred_ids = query_ids[:, 1:QUERY_LEN - 1]
+        mask = (pred_ids != 0).to(vec.dtype).unsqueeze(-1)
+        v_pred = (vec[:, 1:QUERY_LEN - 1] * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        g = lambda v: F.relu(self.word(v))  # noqa: E731
+        return g(vec[:, 0]), g(v_pred), g(vec[:, QUERY_LEN - 1])
+
+    def _encode(self, region_emb: Tensor, query_ids: Tensor) -> dict[str, Tensor]:
+        """region_emb [1 or R,N,M,E] (broadcast over R) and query_ids [R,5] -> attentions and featv."""
+        c = self.config
+        g_s, g_p, g_o = self._words(query_ids)
+        # spatial attention (eqs. 3-4)
+        proj = self.sau_region(region_emb)  # [*,N,M,2A]
+        proj_s, proj_o = proj.chunk(2, dim=-1)
+        ws = self.sau_word_s(g_s)[:, None, None, :]
+        wo = self.sau_word_o(g_o)[:, None, None, :]
+        alpha_s = torch.softmax(self.sau_out_s(torch.tanh(proj_s + ws)).squeeze(-1), dim=-1)  # [R,N,M]
+        alpha_o = torch.softmax(self.sau_out_o(torch.tanh(proj_o + wo)).squeeze(-1), dim=-1)
+        f_s = torch.matmul(alpha_s.unsqueeze(-2), region_emb).squeeze(-2)  # [R,N,E]
+        f_o = torch.matmul(alpha_o.unsqueeze(-2), region_emb).squeeze(-2)
+        # attention shifting (eqs. 5-6)
+        if c.message_passing:
+            f_so = F.relu(self.w_so(alpha_s))
+            f_os = F.relu(self.w_os(alpha_o))
+            f_s, f_o = f_s + f_os, f_o + f_so
+        node = self.node(torch.cat([f_s, f_o], dim=-1))  # [R,N,E]
+        f_l1, _ = self.lstm_frame(node)  # [R,N,H]
+        rel_parts = [g_s, g_p, g_o] if (c.uses_predicate and c.relation_context_predicate) else [g_s, g_o]
+        f_rel = self.relation_context(torch.cat(rel_parts, dim=-1))  # [R,H]
+        R, N, Hd = f_l1.shape
+        if c.clip_attention:
+            f_clip = f_l1.reshape(R, c.num_clips, c.clip_len, Hd)[:, :, -1]  # last frame of each clip [R,H_clips,Hd]
+            beta2 = self.tau_clip(f_clip, f_rel)
+            clip_out, _ = self.lstm_clip(beta2.unsqueeze(-1) * f_clip)
+            frame_ctx = clip_out[:, -1]
+        else:
+            frame_ctx = f_rel
+            beta2 = torch.zeros_like(f_l1[:, : c.num_clips, 0])
+        if c.temporal_attention:
+            beta1 = self.tau_frame(f_l1, frame_ctx)
+        else:  # w/o TAU: uniform attention at both levels, so linking covers the whole video
+            beta1 = torch.ones_like(f_l1[..., 0]) / float(N)
+            beta2 = torch.ones_like(f_l1[:, : c.num_clips, 0]) / float(c.num_clips)
+        featv = torch.matmul(beta1.unsqueeze(1), f_l1).squeeze(1)  # [R,H]
+        return {"alpha_s": alpha_s, "alpha_o": alpha_o, "beta1": beta1, "beta2": beta2, "featv": featv}
+
+    def _decode(self, featv: Tensor, targets: Tensor) -> Tensor:
+        """Teacher-forced LSTM decoder: featv [B,H], targets [B,T] -> logits [B,T,vocab]."""
+        B, T = targets.shape
+        bos = torch.full((B, 1), 1, dtype=targets.dtype, device=targets.device)
+        inputs = torch.cat([bos, targets[:, :-1]], dim=1)
+        words = F.relu(self.word(self.word_table(inputs)))  # [B,T,E]
+        feat = self.drop(featv)
+        x = torch.cat([words, feat.unsqueeze(1).expand(B, T, feat.shape[-1])], dim=-1)
+        h0 = torch.tanh(self.dec_init(feat)).unsqueeze(0)
+        out, _ = self.decoder(x, (h0, torch.zeros_like(h0)))
+        return self.dec_out(self.drop(out))
+
+
+def beta_per_frame(beta1: np.ndarray, beta2: np.ndarray, clip_len: int) -> np.ndarray:
+    """β = β1 + β2 with each clip's value given to its L frames (paper §3.4): [R,N] + [R,H] -> [R,N]."""
+    return beta1 + np.repeat(beta2, clip_len, axis=-1)
