@@ -187,16 +187,10 @@ class Grounder:
 
     @property
     def linker_name(self) -> str:
-        """The linking backend that ``linker="auto"`` resolves to here."""
-        if self.linker != "auto":
-            return self.linker
-        try:
-            from vrgv.linking import available_backends
+        """The linking backend that ``linker`` resolves to here (``auto`` = fastest available)."""
+        from vrgv.linking import resolve_backend
 
-            found = list(available_backends())
-            return found[0] if found else "none"
-        except ImportError:
-            return "unavailable"
+        return resolve_backend(self.linker)
 
     # the pipeline --------------------------------------------------------------------------------
     def extract(self, video: Any, video_id: str | None = None) -> Regions:

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 import threading
-import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -86,42 +84,6 @@ def make_grounder(**kwargs) -> Grounder:
     return Grounder(FakeBackend(), Vocabulary.default(), ModelSpec(num_samples=N, num_regions=M, feature_dim=D,
                                                                    clip_len=L, sigma=0.2),
                     extractor=fake_extractor, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def linking(monkeypatch):
-    """The real ``vrgv.linking`` when importable; else a minimal stand-in so the facade stays testable."""
-    try:
-        import vrgv.linking as real
-
-        return real
-    except ImportError:
-        fake = types.ModuleType("vrgv.linking")
-
-        class Res:
-            def __init__(self, s, e, sb, ob, score, fb):
-                self.start_fid, self.end_fid, self.sub_boxes, self.obj_boxes = s, e, sb, ob
-                self.score, self.fallback = score, fb
-
-        def link_many(boxes, a_s, a_o, beta, fids, num_frames, *, sigma, iou_weight, strict, backend):
-            out = []
-            for r in range(beta.shape[0]):
-                idx = np.flatnonzero(beta[r] >= sigma)
-                fb = idx.size == 0
-                if fb:
-                    idx = np.array([int(np.argmax(beta[r]))])
-                s, e = int(fids[idx[0]]), int(fids[idx[-1]])
-                real = np.arange(s, e + 1)
-                near = np.searchsorted(fids, real).clip(0, len(fids) - 1)
-                sb = boxes[near, a_s[r][near].argmax(-1)]
-                ob = boxes[near, a_o[r][near].argmax(-1)]
-                out.append(Res(s, e, sb, ob, float(a_s[r].max(-1).mean()), fb))
-            return out
-
-        fake.link_many = link_many
-        fake.available_backends = lambda: ("numpy",)
-        monkeypatch.setitem(sys.modules, "vrgv.linking", fake)
-        return fake
 
 
 # tests -------------------------------------------------------------------------------------------

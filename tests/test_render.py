@@ -7,8 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_grounder import RELS, make_grounder, make_video  # noqa: F401 - also installs the linking fixture
-from test_grounder import linking  # noqa: F401
+from test_grounder import RELS, make_grounder, make_video
 from vrgv import Grounding, Trajectory
 from vrgv.errors import ConfigError, VideoError
 from vrgv.render import SUBJECT_BGR, OBJECT_BGR, Renderer, iter_frames, render_frame, render_groundings, save_frame
