@@ -1,0 +1,198 @@
+"""Train the built-in region detector on synthetic-world frames (full box supervision), then export ONNX.
+
+Losses (CenterNet): focal loss on the centre heatmap, L1 on log box size and centre offset at GT centres,
+and cross-entropy of a cosine classifier on features pooled at (jittered) GT boxes, which makes the
+appearance features separate categories. Time-budgeted; checkpoints ``detector.safetensors`` + ``config.json``.
+
+Usage (background, 2 threads)::
+
+    nohup nice python -m vrgv.training.detector.train --train-dir /work/data/synth/train \\
+        --out /work/data/detector --minutes 25 --threads 2 > /work/data/detector/train.log 2>&1 &
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vrgv.training.detector.data import FrameSample, letterbox_sample, load_split_frames, make_targets
+from vrgv.training.detector.model import CosineClassifier, DetectorConfig, RegionDetector
+
+log = logging.getLogger("vrgv.training.detector")
+
+
+def focal_loss(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss, normalized by the number of object centres."""
+    pos = gt.eq(1).float()
+    logp, log1mp = F.logsigmoid(logits), F.logsigmoid(-logits)
+    p = torch.sigmoid(logits)
+    pos_loss = (logp * (1 - p) ** 2 * pos).sum()
+    neg_loss = (log1mp * p**2 * (1 - gt) ** 4 * (1 - pos)).sum()
+    return -(pos_loss + neg_loss) / pos.sum().clamp(min=1.0)
+
+
+def gather_at(maps: torch.Tensor, ind: torch.Tensor) -> torch.Tensor:
+    """maps [B,C,h,w], ind [B,K] flat cell index → [B,K,C]."""
+    b, c = maps.shape[:2]
+    return torch.gather(maps.reshape(b, c, -1), 2, ind.unsqueeze(1).expand(-1, c, -1)).transpose(1, 2)
+
+
+def jitter_boxes(boxes: torch.Tensor, scale: float, gen: torch.Generator) -> torch.Tensor:
+    """Shift each box edge by N(0, scale·size) so features are learned for imperfect detections too."""
+    wh = (boxes[..., 2:] - boxes[..., :2]).repeat(1, 1, 2)
+    noise = torch.randn(boxes.shape, generator=gen) * scale * wh
+    out = boxes + noise
+    x1 = torch.minimum(out[..., 0], out[..., 2] - 1)
+    y1 = torch.minimum(out[..., 1], out[..., 3] - 1)
+    return torch.stack([x1, y1, out[..., 2], out[..., 3]], dim=-1)
+
+
+def compute_losses(model: RegionDetector, classifier: CosineClassifier, images: torch.Tensor,
+                   targets: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
+    maps = model.maps(images)
+    mask = targets["mask"]
+    n = mask.sum().clamp(min=1.0)
+    hm = focal_loss(maps["heatmap"], targets["heatmap"])
+    size = (F.l1_loss(gather_at(maps["size"], targets["ind"]), targets["log_size"], reduction="none").sum(-1) * mask).sum() / n
+    off = (F.l1_loss(gather_at(maps["offset"], targets["ind"]), targets["offset"], reduction="none").sum(-1) * mask).sum() / n
+    feats = model.pool(maps["embed"], jitter_boxes(targets["boxes"], 0.06, gen))
+    logits = classifier(feats)
+    ce = (F.cross_entropy(logits.flatten(0, 1), targets["labels"].flatten(), reduction="none") * mask.flatten()).sum() / n
+    acc = ((logits.argmax(-1) == targets["labels"]).float() * mask).sum() / n
+    return {"heatmap": hm, "size": size, "offset": off, "class": ce, "total": hm + size + off + 0.5 * ce, "class_acc": acc}
+
+
+def make_batch(samples: list[FrameSample], cfg: DetectorConfig, rng: np.random.Generator, augment: bool):
+    lb = [letterbox_sample(s, cfg.input_width, cfg.input_height, rng, jitter=0.35 if augment else 0.0, flip=augment)
+          for s in samples]
+    tg = [make_targets(s, cfg.input_width, cfg.input_height, cfg.stride) for s in lb]
+    images = torch.from_numpy(np.stack([s.image for s in lb]))
+    targets = {k: torch.from_numpy(np.stack([t[k] for t in tg])) for k in tg[0]}
+    return images, targets
+
+
+def save(model: RegionDetector, classifier: CosineClassifier, out: Path, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / ".detector.safetensors.tmp"))
+    (out / ".detector.safetensors.tmp").replace(out / "detector.safetensors")
+    save_file({"weight": classifier.weight.detach().contiguous()}, str(out / "classifier.safetensors"))
+    (out / "config.json").write_text(json.dumps({"detector": model.config.to_dict(), "training": meta}, indent=1))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    w, h = text.lower().split("x")
+    return int(w), int(h)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train-dir", required=True, help="synthetic split folder (videos/, annotations/)")
+    p.add_argument("--val-dir", help="split folder for a quick held-out loss at each checkpoint")
+    p.add_argument("--out", required=True, help="output folder (detector.safetensors, config.json, detector.onnx)")
+    p.add_argument("--minutes", type=float, default=25.0, help="training time budget")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: time budget only)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--frames-per-video", type=int, default=8)
+    p.add_argument("--max-videos", type=int, default=None)
+    p.add_argument("--input-size", default="320x240", help="detector input WxH (multiples of 16)")
+    p.add_argument("--feature-dim", type=int, default=64)
+    p.add_argument("--checkpoint-every", type=float, default=120.0, help="seconds between checkpoints")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    from vrgv.vocab import Vocabulary
+
+    class_names = Vocabulary.default().objects
+    w, h = parse_size(args.input_size)
+    cfg = DetectorConfig(input_width=w, input_height=h, feature_dim=args.feature_dim, class_names=class_names)
+    t0 = time.time()
+    train = load_split_frames(args.train_dir, class_names, frames_per_video=args.frames_per_video, max_videos=args.max_videos)
+    val = load_split_frames(args.val_dir, class_names, frames_per_video=2, max_videos=64) if args.val_dir else []
+    log.info("loaded %d train / %d val frames in %.0fs", len(train), len(val), time.time() - t0)
+
+    model = RegionDetector(cfg)
+    classifier = CosineClassifier(cfg.feature_dim, len(class_names))
+    params = list(model.parameters()) + list(classifier.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+    budget = args.minutes * 60.0
+    start = last_ckpt = time.time()
+    step = 0
+    meta = {"train_dir": str(args.train_dir), "train_frames": len(train), "batch": args.batch, "lr": args.lr}
+    running: dict[str, float] = {}
+    while True:
+        elapsed = time.time() - start
+        if elapsed >= budget or (args.max_steps and step >= args.max_steps):
+            break
+        frac = elapsed / budget
+        lr = args.lr * (min(1.0, (step + 1) / 100)) * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = rng.choice(len(train), size=min(args.batch, len(train)), replace=False)
+        images, targets = make_batch([train[i] for i in idx], cfg, rng, augment=True)
+        model.train()
+        losses = compute_losses(model, classifier, images, targets, gen)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        opt.step()
+        step += 1
+        for k, v in losses.items():
+            v = float(v.detach())
+            running[k] = 0.9 * running.get(k, v) + 0.1 * v
+        if step % 25 == 0:
+            log.info("step %d %.0fs lr %.2e %s", step, elapsed, lr, " ".join(f"{k} {v:.3f}" for k, v in running.items()))
+        if time.time() - last_ckpt > args.checkpoint_every:
+            meta.update(step=step, seconds=round(time.time() - start), running={k: round(v, 4) for k, v in running.items()})
+            if val:
+                meta["val"] = evaluate_loss(model, classifier, val, cfg, gen)
+                log.info("val %s", meta["val"])
+            save(model, classifier, Path(args.out), meta)
+            last_ckpt = time.time()
+    meta.update(step=step, seconds=round(time.time() - start), running={k: round(v, 4) for k, v in running.items()})
+    if val:
+        meta["val"] = evaluate_loss(model, classifier, val, cfg, gen)
+        log.info("final val %s", meta["val"])
+    save(model, classifier, Path(args.out), meta)
+    log.info("saved %s after %d steps", args.out, step)
+    if not args.no_export:
+        from vrgv.training.detector.export import check_parity, export_onnx
+
+        model.eval()
+        onnx_path = export_onnx(model, Path(args.out) / "detector.onnx")
+        imgs = np.stack([make_batch([s], cfg, rng, augment=False)[0][0].numpy() for s in (val or train)[:4]])
+        log.info("exported %s, ORT parity %s", onnx_path, check_parity(model, onnx_path, imgs))
+    return 0
+
+
+def evaluate_loss(model: RegionDetector, classifier: CosineClassifier, samples: list[FrameSample],
+                  cfg: DetectorConfig, gen: torch.Generator) -> dict[str, float]:
+    model.eval()
+    rng = np.random.default_rng(0)
+    sums: dict[str, float] = {}
+    with torch.no_grad():
+        for i in range(0, len(samples), 16):
+            images, targets = make_batch(samples[i : i + 16], cfg, rng, augment=False)
+            for k, v in compute_losses(model, classifier, images, targets, gen).items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(images)
+    return {k: round(v / len(samples), 4) for k, v in sums.items()}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
