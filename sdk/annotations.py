@@ -16,6 +16,7 @@ from typing import Any
 from vrgv.errors import AnnotationError
 
 Box = list[float]
+FORMAT_VERSION = "VERSION 1.0"  # the "version" field of official annotation files
 GroundTruth = dict[str, dict[str, list[dict[str, dict[int, Box]]]]]
 
 
@@ -102,6 +103,8 @@ class VideoAnnotation:
             ) from None
         known = {"video_id", "frame_count", "fps", "width", "height", "subject/objects", "trajectories", "relation_instances"}
         extra = {k: v for k, v in data.items() if k not in known}
+        if extra.get("version") == FORMAT_VERSION:
+            del extra["version"]  # written by to_dict anyway; dropping it makes save -> load exact
         return cls(video_id, frame_count, width, height, fps, categories, trajectories, relations, extra)
 
     @classmethod
@@ -127,7 +130,7 @@ class VideoAnnotation:
                     {"tid": tid, "bbox": {"xmin": _num(x1), "ymin": _num(y1), "xmax": _num(x2), "ymax": _num(y2)}}
                 )
         out = {
-            "version": "VERSION 1.0",
+            "version": FORMAT_VERSION,
             "video_id": self.video_id,
             "frame_count": self.frame_count,
             "fps": self.fps,
