@@ -118,31 +118,42 @@ class Renderer:
         cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, self.thick, cv2.LINE_AA)
 
     def _strip_background(self) -> np.ndarray:
-        """One row per grounding: β bars over time, the segment shaded, the relation named."""
+        """One row per grounding: β as a filled curve over time, the segment in amber, the relation named."""
         import cv2
 
         rows = max(1, len(self.groundings))
         strip = np.zeros((rows * self.row, self.out_w, 3), np.uint8)
         strip[:] = STRIP_BG
+        xs = np.arange(self.out_w, dtype=np.float64) / max(1, self.out_w - 1) * max(1, self.num_frames - 1)
         for k, g in enumerate(self.groundings):
-            top, bottom = k * self.row, (k + 1) * self.row - 2
-            x1, x2 = self._x(g.start_fid), self._x(g.end_fid + 1) if g.end_fid + 1 < self.num_frames else self.out_w - 1
-            band = strip[top:bottom, x1 : x2 + 1]
-            band[:] = (0.55 * band + 0.45 * np.array(SEGMENT_BGR)).astype(np.uint8)
+            top, bottom = k * self.row + 1, (k + 1) * self.row - 2
+            height = bottom - top
+            x1 = self._x(g.start_fid)
+            x2 = self._x(g.end_fid + 1) - 1 if g.end_fid + 1 < self.num_frames else self.out_w - 1
+            x2 = max(x1, x2)
+            strip[top : bottom + 1, x1 : x2 + 1] = (0.6 * strip[top : bottom + 1, x1 : x2 + 1]
+                                                   + 0.4 * np.array(SEGMENT_BGR)).astype(np.uint8)
             if g.beta is not None and len(g.beta):
                 beta = np.asarray(g.beta, dtype=np.float64)
                 lo, hi = min(0.0, float(beta.min())), float(beta.max())
                 span = hi - lo if hi > lo else 1.0
                 fids = np.asarray(g.beta_frame_ids, dtype=np.float64)
-                bar_w = max(1, self.out_w // max(1, len(beta)) - 1)
-                for f, b in zip(fids, beta):
-                    x = self._x(f)
-                    hgt = int((b - lo) / span * (bottom - top - 2))
-                    cv2.rectangle(strip, (x, bottom - hgt), (min(self.out_w - 1, x + bar_w - 1), bottom), BETA_BGR, -1)
+                curve = np.interp(xs, fids, beta)
+                heights = np.clip(((curve - lo) / span * (height - 1)).astype(int), 0, height)
+                rows_idx = np.arange(top, bottom + 1)[:, None]
+                fill = rows_idx >= (bottom - heights)[None, :]
+                region = strip[top : bottom + 1]
+                region[fill] = (0.35 * region[fill] + 0.65 * np.array(BETA_BGR)).astype(np.uint8)
+            cv2.line(strip, (x1, top), (x1, bottom), SEGMENT_BGR, max(1, self.thick))
+            cv2.line(strip, (x2, top), (x2, bottom), SEGMENT_BGR, max(1, self.thick))
+            cv2.line(strip, (x1, top), (x2, top), SEGMENT_BGR, max(1, self.thick))
             if self.show_text:
-                label = f"{g.relation}  [{g.start_fid}-{g.end_fid}]" + ("  (fallback)" if g.fallback else "")
-                self._text(strip, label, (4, top + int(self.row * 0.7)), scale=self.font * 0.8)
+                label = f"{self._tag(k)}{g.relation}  [{g.start_fid}-{g.end_fid}]" + ("  fallback" if g.fallback else "")
+                self._text(strip, label, (4, top + int(self.row * 0.68)), scale=self.font * 0.8, bg=STRIP_BG)
         return strip
+
+    def _tag(self, k: int) -> str:
+        return f"{k + 1}: " if len(self.groundings) > 1 else ""
 
     # drawing --------------------------------------------------------------------------------
     def draw(self, frame_bgr: np.ndarray, fid: int) -> np.ndarray:
@@ -156,21 +167,23 @@ class Renderer:
         out = np.empty((self.out_h, self.out_w, 3), np.uint8)
         out[: self.pic_h] = pic
         out[self.pic_h :] = self.strip
-        active = [str(g.relation) for g in self.groundings if g.start_fid <= fid <= g.end_fid]
+        active = [f"{self._tag(k)}{g.relation}" for k, g in enumerate(self.groundings) if g.start_fid <= fid <= g.end_fid]
         if self.show_text:  # drawn first so box labels stay on top
-            header = "  |  ".join(active) if active else ""
+            header = "  |  ".join(active) if len(active) <= 2 else f"{len(active)} relations hold"
             if header:
                 self._text(out, header, (6, self.pic_h - int(self.font * 14)), bg=(0, 0, 0))
             self._text(out, f"#{fid}", (self.out_w - int(self.font * 120), int(self.font * 40)), bg=(0, 0, 0))
-        for g in self.groundings:
+        for k, g in enumerate(self.groundings):
+            tag = f" {k + 1}" if len(self.groundings) > 1 else ""
             for traj, color, word in ((g.subject, SUBJECT_BGR, g.relation.subject), (g.object, OBJECT_BGR, g.relation.object)):
                 box = traj.box_at(fid)
                 if box is None:
                     continue
                 x1, y1, x2, y2 = (int(round(v * self.scale)) for v in box)
+                y1, y2 = min(y1, self.pic_h - 1), min(y2, self.pic_h - 1)
                 cv2.rectangle(out, (x1, y1), (x2, y2), color, self.thick + 1)
                 if self.show_text:
-                    self._text(out, word, (x1 + 2, max(int(self.font * 28), y1 - 4)), bg=color)
+                    self._text(out, word + tag, (x1 + 2, max(int(self.font * 28), y1 - 4)), bg=color)
         x = self._x(fid)
         cv2.line(out, (x, self.pic_h), (x, self.out_h - 1), TEXT_BGR, max(1, self.thick))
         return out

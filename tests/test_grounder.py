@@ -256,3 +256,48 @@ def test_default_bundle_grounds_a_synthetic_video(tmp_path):
     assert regions.num_samples == g.spec.num_samples and regions.num_regions == g.spec.num_regions
     assert hashlib.sha256(regions.features.tobytes()).hexdigest() == hashlib.sha256(
         g.extract(video).features.tobytes()).hexdigest()
+
+
+# the CLI ------------------------------------------------------------------------------------------
+def test_cli_ground_writes_prediction_format_render_and_plot(tmp_path, monkeypatch):
+    import json
+
+    import cv2
+
+    from vrgv.cli import main
+
+    monkeypatch.setattr(Grounder, "load", classmethod(lambda cls, *a, **k: make_grounder()))
+    video = make_video(9, frames=26)
+    path = tmp_path / "clip.mp4"
+    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (video.shape[2], video.shape[1]))
+    for f in video:
+        wr.write(f[..., ::-1])
+    wr.release()
+    out = tmp_path / "pred.json"
+    code = main(["ground", str(path), *RELS[:2], "--out", str(out), "--render", str(tmp_path / "r.mp4"),
+                 "--plot", str(tmp_path / "b.png")])
+    assert code == 0
+    pred = json.loads(out.read_text())
+    assert list(pred) == ["clip"] and list(pred["clip"]) == RELS[:2]
+    direct = make_grounder().ground_many(str(path), RELS[:2])
+    for rel, res in zip(RELS[:2], direct):
+        entry = pred["clip"][rel]
+        assert {"sub", "obj", "segment", "score"} <= set(entry)
+        assert entry["segment"] == [res.start_fid, res.end_fid] and entry["sub"] == res.subject.to_dict()
+    cap = cv2.VideoCapture(str(tmp_path / "r.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 26
+    assert (tmp_path / "b.png").stat().st_size > 0
+
+
+def test_cli_ground_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    from vrgv.cli import main
+
+    monkeypatch.setattr(Grounder, "load", classmethod(lambda cls, *a, **k: make_grounder()))
+    assert main(["ground", str(tmp_path / "missing.mp4"), RELS[0]]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["ground", str(tmp_path / "x.mp4"), "person-flyy-car"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown predicate 'flyy'" in err and "Traceback" not in err
+    assert main(["ground", str(tmp_path / "r.npz"), RELS[0], "--render", "o.mp4"]) == 2
+    assert "not a Regions .npz" in capsys.readouterr().err
+    assert main(["ground"]) == 2

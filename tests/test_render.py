@@ -122,3 +122,26 @@ def test_plot_needs_beta_and_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ConfigError, match=r"pip install 'vrgv\[plot\]'"):
         plot_beta(g, tmp_path / "p.png")
+
+
+def test_demo_writes_results_pictures_and_scores(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("vrgv.synth")
+    import json
+
+    from vrgv.demo import print_report, run_demo
+    from vrgv.grounder import Grounder
+
+    monkeypatch.setattr(Grounder, "load", classmethod(lambda cls, *a, **k: make_grounder()))
+    res = run_demo(tmp_path / "demo", show=2)
+    pred = json.loads(res.results_json.read_text())
+    (vid,) = pred
+    assert len(pred[vid]) == len(res.rows) > 0
+    frames = _count_with_opencv(str(res.video))
+    assert [_count_with_opencv(str(v)) for v in res.videos] == [frames]
+    assert res.beta_plot.is_file() and res.frame_png.is_file()
+    assert set(res.overall) == {"AccS", "AccO", "AccR"}
+    scores = json.loads((tmp_path / "demo" / "scores.json").read_text())
+    assert scores["overall"] == res.overall
+    print_report(res)
+    out = capsys.readouterr().out
+    assert "AccR" in out and res.rows[0]["relation"] in out
