@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vrgv.errors import AnnotationError
+from vrgv.errors import AnnotationError, VrgvError
 from vrgv.relation import Relation
 
 
@@ -26,7 +26,10 @@ class Trajectory:
 
     def __post_init__(self) -> None:
         self.frame_ids = np.asarray(self.frame_ids, dtype=np.int64).reshape(-1)
-        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4) if np.size(self.boxes) else np.zeros((0, 4))
+        try:
+            self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4) if np.size(self.boxes) else np.zeros((0, 4))
+        except (TypeError, ValueError) as exc:
+            raise AnnotationError(f"trajectory boxes must be 4 numbers [x1, y1, x2, y2] each ({exc})") from None
         if self.boxes.shape != (len(self.frame_ids), 4):
             raise AnnotationError(
                 f"trajectory needs one box [x1,y1,x2,y2] per frame id: {len(self.frame_ids)} frame ids, "
@@ -162,6 +165,13 @@ class Grounding:
             )
         except KeyError as exc:
             raise AnnotationError(f"grounding dict lacks key {exc}; expected 'sub', 'obj' and 'segment'") from None
+        except VrgvError:
+            raise
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise AnnotationError(
+                f"grounding dict is malformed ({exc}); expected {{'sub': {{fid: box}}, 'obj': {{fid: box}}, "
+                f"'segment': [start, end], 'score': number}}"
+            ) from None
 
     @classmethod
     def from_json(cls, text: str) -> "Grounding":
