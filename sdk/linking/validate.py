@@ -1,0 +1,132 @@
+"""Input checks shared by every linking backend: shapes, dtypes, NaN/inf, frame ids, box corners.
+
+Each failure raises :class:`vrgv.errors.LinkingError` naming the array, what is wrong and what to do.
+The checked arrays come back as C-contiguous float64 / int64 so the kernels can trust them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from vrgv.errors import LinkingError
+
+
+@dataclass(frozen=True)
+class LinkInputs:
+    """Validated linking inputs; ``alpha_s``/``alpha_o`` are [R,N,M] and ``beta`` [R,N] (R=1 for ``link``)."""
+
+    boxes: np.ndarray
+    alpha_s: np.ndarray
+    alpha_o: np.ndarray
+    beta: np.ndarray
+    frame_ids: np.ndarray
+    num_frames: int
+    sigma: float
+    iou_weight: float
+
+
+def _float_array(value: object, name: str) -> np.ndarray:
+    try:
+        arr = np.ascontiguousarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise LinkingError(f"linking input {name} must be a numeric array ({exc})") from None
+    if not np.all(np.isfinite(arr)):
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise LinkingError(
+            f"linking input {name} holds {bad} NaN or infinite value(s); check the model output or the "
+            "region boxes before linking"
+        )
+    return arr
+
+
+def _finite_scalar(value: object, name: str) -> float:
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise LinkingError(f"linking parameter {name} must be a number, got {value!r}") from None
+    if not math.isfinite(out):
+        raise LinkingError(f"linking parameter {name} must be finite, got {out}")
+    return out
+
+
+def check_inputs(
+    boxes: object,
+    alpha_s: object,
+    alpha_o: object,
+    beta: object,
+    frame_ids: object,
+    num_frames: object,
+    sigma: object,
+    iou_weight: object,
+    *,
+    many: bool,
+) -> LinkInputs:
+    """Validate and convert; ``many=True`` expects a leading relation axis R on alpha_s, alpha_o and beta."""
+    b = _float_array(boxes, "boxes")
+    if b.ndim != 3 or b.shape[2] != 4 or b.shape[0] < 1 or b.shape[1] < 1:
+        raise LinkingError(
+            f"linking input boxes must have shape [N, M, 4] with N, M >= 1 (x1, y1, x2, y2 per region), "
+            f"got {list(b.shape)}"
+        )
+    n, m, _ = b.shape
+    if np.any(b[..., 2] < b[..., 0]) or np.any(b[..., 3] < b[..., 1]):
+        raise LinkingError(
+            "linking input boxes has boxes with x2 < x1 or y2 < y1; pass corners as (x1, y1, x2, y2), not (x, y, w, h)"
+        )
+    lead = "R, " if many else ""
+    want_alpha = (n, m)
+    a_s = _float_array(alpha_s, "alpha_s")
+    a_o = _float_array(alpha_o, "alpha_o")
+    be = _float_array(beta, "beta")
+    if many:
+        if a_s.ndim != 3:
+            raise LinkingError(f"linking input alpha_s must have shape [R, N={n}, M={m}], got {list(a_s.shape)}")
+        r = a_s.shape[0]
+        want_alpha_full: tuple[int, ...] = (r, n, m)
+        want_beta: tuple[int, ...] = (r, n)
+    else:
+        want_alpha_full = want_alpha
+        want_beta = (n,)
+    for name, arr in (("alpha_s", a_s), ("alpha_o", a_o)):
+        if arr.shape != want_alpha_full:
+            raise LinkingError(
+                f"linking input {name} must have shape [{lead}N={n}, M={m}] to match boxes {list(b.shape)}, "
+                f"got {list(arr.shape)}"
+            )
+    if be.shape != want_beta:
+        raise LinkingError(f"linking input beta must have shape [{lead}N={n}] to match boxes, got {list(be.shape)}")
+    fid_raw = np.asarray(frame_ids)
+    if fid_raw.dtype.kind not in "iu" and not (
+        fid_raw.dtype.kind == "f" and np.all(np.isfinite(fid_raw)) and np.all(fid_raw == np.round(fid_raw))
+    ):
+        raise LinkingError(f"linking input frame_ids must be integers, got dtype {fid_raw.dtype}")
+    fids = np.ascontiguousarray(fid_raw, dtype=np.int64)
+    if fids.shape != (n,):
+        raise LinkingError(f"linking input frame_ids must have shape [N={n}] to match boxes, got {list(fids.shape)}")
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)):
+        raise LinkingError(f"linking parameter num_frames must be an integer, got {num_frames!r}")
+    nf = int(num_frames)
+    if nf < 1:
+        raise LinkingError(f"linking parameter num_frames must be at least 1, got {nf}")
+    if n > 1 and np.any(np.diff(fids) < 0):
+        i = int(np.argmax(np.diff(fids) < 0))
+        raise LinkingError(
+            f"linking input frame_ids must be non-decreasing; frame_ids[{i}]={fids[i]} > frame_ids[{i + 1}]={fids[i + 1]}"
+        )
+    if fids[0] < 0 or fids[-1] >= nf:
+        raise LinkingError(
+            f"linking input frame_ids must lie in [0, num_frames={nf}), got range [{fids[0]}, {fids[-1]}]; "
+            "pass the video's real frame count as num_frames"
+        )
+    return LinkInputs(
+        boxes=b,
+        alpha_s=a_s if many else a_s[None],
+        alpha_o=a_o if many else a_o[None],
+        beta=be if many else be[None],
+        frame_ids=fids,
+        num_frames=nf,
+        sigma=_finite_scalar(sigma, "sigma"),
+        iou_weight=_finite_scalar(iou_weight, "iou_weight"),
+    )

@@ -1,0 +1,348 @@
+"""vrgv.linking: the three backends agree, Viterbi is optimal, interpolation is eq. 14, edges behave."""
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import vrgv.linking as L
+from vrgv.errors import BackendError, LinkingError
+from vrgv.grounding import Grounding
+from vrgv.linking import reference as ref
+
+BACKENDS = L.available_backends()
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def make_inputs(rng: np.random.Generator, n: int, m: int, num_frames: int, beta_high: float = 0.1):
+    xy = rng.uniform(0, 300, (n, m, 2))
+    wh = rng.uniform(0, 150, (n, m, 2))
+    boxes = np.concatenate([xy, xy + wh], -1)
+    alpha_s = rng.dirichlet(np.ones(m), n)
+    alpha_o = rng.dirichlet(np.ones(m), n)
+    beta = rng.uniform(0, beta_high, n)
+    fids = np.round(np.linspace(0, num_frames - 1, n)).astype(np.int64)
+    return boxes, alpha_s, alpha_o, beta, fids, num_frames
+
+
+def assert_same(a: L.LinkResult | None, b: L.LinkResult | None) -> None:
+    assert (a is None) == (b is None)
+    if a is None:
+        return
+    assert a.segment == b.segment and a.fallback == b.fallback
+    np.testing.assert_array_equal(a.kept_indices, b.kept_indices)
+    np.testing.assert_array_equal(a.sub_indices, b.sub_indices)
+    np.testing.assert_array_equal(a.obj_indices, b.obj_indices)
+    for x, y in ((a.score, b.score), (a.sub_score, b.sub_score), (a.obj_score, b.obj_score)):
+        assert abs(x - y) <= 1e-9
+    np.testing.assert_allclose(a.sub_boxes, b.sub_boxes, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(a.obj_boxes, b.obj_boxes, rtol=0, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------- backends
+def test_numpy_always_available_and_auto_is_first() -> None:
+    assert BACKENDS[-1] == "numpy" and set(BACKENDS) <= {"cpp", "numba", "numpy"}
+    assert L.resolve_backend("auto") == BACKENDS[0]
+    assert list(BACKENDS) == [b for b in ("cpp", "numba", "numpy") if b in BACKENDS]
+
+
+def test_unknown_backend_is_rejected() -> None:
+    with pytest.raises(BackendError, match="unknown linking backend"):
+        L.resolve_backend("cuda")
+
+
+def test_numba_warmup_returns_seconds() -> None:
+    if "numba" not in BACKENDS:
+        pytest.skip("numba not installed")
+    assert L.warmup("numba") >= 0.0
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 40),
+    m=st.integers(1, 6),
+    num_frames=st.integers(1, 500),
+    beta_high=st.sampled_from([0.03, 0.06, 0.1, 1.0]),
+    iou_weight=st.sampled_from([0.0, 1.0, 2.5]),
+    strict=st.booleans(),
+    quantize=st.booleans(),
+)
+def test_all_backends_agree(seed, n, m, num_frames, beta_high, iou_weight, strict, quantize) -> None:
+    rng = np.random.default_rng(seed)
+    boxes, a_s, a_o, beta, fids, nf = make_inputs(rng, n, m, num_frames, beta_high)
+    if quantize:  # coarse values make exact ties in attention, boxes and beta likely
+        boxes, a_s, a_o = np.round(boxes / 50) * 50, np.round(a_s * 4) / 4, np.round(a_o * 4) / 4
+        beta = np.round(beta * 50) / 50
+    results = [L.link(boxes, a_s, a_o, beta, fids, nf, iou_weight=iou_weight, strict=strict, backend=b)
+               for b in BACKENDS]
+    for other in results[1:]:
+        assert_same(results[0], other)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), r=st.integers(1, 6), threads=st.sampled_from([None, 1, 3]))
+def test_link_many_matches_link(seed, r, threads) -> None:
+    rng = np.random.default_rng(seed)
+    boxes, _, _, _, fids, nf = make_inputs(rng, 30, 5, 300)
+    a_s = rng.dirichlet(np.ones(5), (r, 30))
+    a_o = rng.dirichlet(np.ones(5), (r, 30))
+    beta = rng.uniform(0, 0.1, (r, 30))
+    for b in BACKENDS:
+        many = L.link_many(boxes, a_s, a_o, beta, fids, nf, backend=b, threads=threads)
+        assert len(many) == r
+        for k in range(r):
+            assert_same(many[k], L.link(boxes, a_s[k], a_o[k], beta[k], fids, nf, backend="numpy"))
+            assert many[k].backend == b
+
+
+# ------------------------------------------------------------------------------------- Viterbi optimality
+def brute_force(boxes, alpha, kept, fids, iou_weight):
+    """Best (score, path) over all M^K paths, scoring exactly as step 4-5 describe."""
+    m = boxes.shape[1]
+    areas = ref.box_areas(boxes)
+    best = (-np.inf, None)
+    for path in itertools.product(range(m), repeat=len(kept)):
+        total = 0.0
+        for t in range(1, len(kept)):
+            a, b, p, q = kept[t - 1], kept[t], path[t - 1], path[t]
+            iou = ref.pairwise_iou(boxes[a, p:p + 1], boxes[b, q:q + 1], areas[a, p:p + 1], areas[b, q:q + 1])[0, 0]
+            total += alpha[a, p] + alpha[b, q] + iou_weight * iou / (fids[b] - fids[a])
+        if total > best[0] + 1e-12:
+            best = (total, path)
+    return best[0] / (len(kept) - 1), best[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(2, 5), m=st.integers(1, 4),
+       iou_weight=st.sampled_from([0.0, 1.0, 3.0]))
+def test_viterbi_equals_brute_force(seed, k, m, iou_weight) -> None:
+    rng = np.random.default_rng(seed)
+    boxes, a_s, a_o, _, _, _ = make_inputs(rng, k, m, 10 * k)
+    fids = np.cumsum(rng.integers(1, 4, k)) - 1
+    nf = int(fids[-1]) + 10 * k  # r small enough that min_len = 1 and D = 1
+    beta = np.ones(k)
+    want_s, _ = brute_force(boxes, a_s, np.arange(k), fids, iou_weight)
+    want_o, _ = brute_force(boxes, a_o, np.arange(k), fids, iou_weight)
+    for b in BACKENDS:
+        res = L.link(boxes, a_s, a_o, beta, fids, nf, iou_weight=iou_weight, backend=b)
+        assert not res.fallback and list(res.kept_indices) == list(range(k))
+        assert res.sub_score == pytest.approx(want_s, abs=1e-12)
+        assert res.obj_score == pytest.approx(want_o, abs=1e-12)
+        # the returned path achieves the optimum
+        path = res.sub_indices
+        got = sum(a_s[t - 1, path[t - 1]] + a_s[t, path[t]] + iou_weight * ref.pairwise_iou(
+            boxes[t - 1, path[t - 1]:path[t - 1] + 1], boxes[t, path[t]:path[t] + 1],
+            ref.box_areas(boxes[t - 1, path[t - 1]:path[t - 1] + 1]),
+            ref.box_areas(boxes[t, path[t]:path[t] + 1]))[0, 0] / (fids[t] - fids[t - 1]) for t in range(1, k))
+        assert got / (k - 1) == pytest.approx(want_s, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------------------- interpolation
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 30))
+def test_interpolation_exact_at_kept_frames_and_linear_between(seed, n) -> None:
+    rng = np.random.default_rng(seed)
+    boxes, a_s, a_o, _, _, _ = make_inputs(rng, n, 3, 100)
+    fids = np.sort(rng.choice(1000, n, replace=False)).astype(np.int64)
+    beta = np.ones(n)
+    for b in BACKENDS:
+        res = L.link(boxes, a_s, a_o, beta, fids, 10_000, backend=b)
+        assert res.sub_boxes.shape == (res.end_fid - res.start_fid + 1, 4)
+        kept_f = fids[res.kept_indices]
+        for traj, path in ((res.sub_boxes, res.sub_indices), (res.obj_boxes, res.obj_indices)):
+            kept_boxes = boxes[res.kept_indices, path]
+            np.testing.assert_array_equal(traj[kept_f - res.start_fid], kept_boxes)  # exact
+            for c in range(4):
+                np.testing.assert_allclose(traj[:, c], np.interp(res.frame_ids, kept_f, kept_boxes[:, c]),
+                                           rtol=0, atol=1e-9)
+
+
+def test_interpolation_formula_eq14() -> None:
+    out = ref.interpolate(np.array([10, 14]), np.array([[0.0, 0, 4, 8], [4.0, 8, 8, 16]]))
+    np.testing.assert_array_equal(out[:, 0], [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(out[2], [2, 4, 6, 12])
+
+
+# --------------------------------------------------------------------------------------------- tie rules
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ties_go_to_lowest_box(backend) -> None:
+    n, m = 6, 4
+    boxes = np.tile(np.array([10.0, 10, 50, 50]), (n, m, 1))  # identical boxes, identical attention
+    alpha = np.full((n, m), 0.25)
+    res = L.link(boxes, alpha, alpha, np.ones(n), np.arange(n) * 10, 600, backend=backend)
+    assert res.sub_indices.tolist() == [0] * n and res.obj_indices.tolist() == [0] * n
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tied_segments_take_the_earliest(backend) -> None:
+    n, m = 40, 3
+    rng = np.random.default_rng(1)
+    half = make_inputs(rng, 10, m, 100)
+    boxes = np.concatenate([half[0]] * 4)
+    a_s, a_o = np.concatenate([half[1]] * 4), np.concatenate([half[2]] * 4)
+    beta = np.zeros(n)
+    beta[2:8] = 0.5
+    beta[22:28] = 0.5  # same content shifted by 20 samples = same score
+    fids = np.arange(n) * 10
+    res = L.link(boxes, a_s, a_o, beta, fids, 400, backend=backend)
+    assert res.kept_indices.tolist() == list(range(2, 8)) and not res.fallback
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_best_segment_wins(backend) -> None:
+    n, m = 40, 2
+    boxes = np.tile(np.array([0.0, 0, 10, 10]), (n, m, 1))
+    a = np.full((n, m), 0.1)
+    a[25:32] = 0.4  # the second segment has stronger attention
+    beta = np.zeros(n)
+    beta[2:8] = 0.5
+    beta[25:32] = 0.5
+    res = L.link(boxes, a, a, beta, np.arange(n) * 10, 400, backend=backend)
+    assert res.kept_indices.tolist() == list(range(25, 32))
+    assert res.score == pytest.approx((0.8 + 1.0 / 10), abs=1e-12)  # 2 alpha + IoU(=1) / gap per link
+
+
+# ------------------------------------------------------------------------------------------------ edges
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_segment_rules(backend) -> None:
+    """D = max(1, 10 r) joins candidates; a segment needs more than min_len candidates."""
+    n, nf = 120, 600  # r = 0.2: D = 2, min_len = 2
+    rng = np.random.default_rng(3)
+    boxes, a_s, a_o, _, fids, _ = make_inputs(rng, n, 3, nf)
+    beta = np.zeros(n)
+    beta[[10, 12, 14]] = 0.1  # gaps of 2 <= D: one segment of 3 > min_len
+    beta[[50, 51]] = 0.9  # only 2 candidates: dropped despite high beta
+    res = L.link(boxes, a_s, a_o, beta, fids, nf, backend=backend)
+    assert res.kept_indices.tolist() == [10, 12, 14] and not res.fallback
+    beta[12] = 0.0  # gap 4 > D: two segments of 1 each -> fallback around argmax (50, 51)
+    res = L.link(boxes, a_s, a_o, beta, fids, nf, backend=backend)
+    assert res.fallback and res.kept_indices.tolist() == [50, 51]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_repeated_frame_ids_when_video_is_short(backend) -> None:
+    n, nf = 120, 30
+    rng = np.random.default_rng(4)
+    boxes, a_s, a_o, _, fids, _ = make_inputs(rng, n, 4, nf)
+    assert len(np.unique(fids)) == nf
+    beta = np.full(n, 0.1)
+    res = L.link(boxes, a_s, a_o, beta, fids, nf, backend=backend)
+    kept_f = fids[res.kept_indices]
+    assert np.all(np.diff(kept_f) > 0) and res.segment == (0, nf - 1)
+    assert res.sub_boxes.shape == (nf, 4)
+    assert_same(res, L.link(boxes, a_s, a_o, beta, fids, nf, backend="numpy"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_single_frame_video_falls_back_to_argmax_boxes(backend) -> None:
+    n, m = 8, 5
+    rng = np.random.default_rng(5)
+    boxes, a_s, a_o, _, _, _ = make_inputs(rng, n, m, 1)
+    fids = np.zeros(n, np.int64)
+    beta = np.full(n, 0.2)
+    assert L.link(boxes, a_s, a_o, beta, fids, 1, strict=True, backend=backend) is None
+    res = L.link(boxes, a_s, a_o, beta, fids, 1, backend=backend)
+    assert res.fallback and res.segment == (0, 0) and res.kept_indices.tolist() == [0]
+    p, q = int(np.argmax(a_s[0])), int(np.argmax(a_o[0]))
+    np.testing.assert_array_equal(res.sub_boxes, boxes[0, p][None])
+    np.testing.assert_array_equal(res.obj_boxes, boxes[0, q][None])
+    assert res.sub_score == a_s[0, p] and res.obj_score == a_o[0, q]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_all_beta_below_sigma(backend) -> None:
+    n = 60
+    rng = np.random.default_rng(6)
+    boxes, a_s, a_o, _, fids, nf = make_inputs(rng, n, 3, 600)
+    beta = np.full(n, 0.001)
+    beta[30:34] = [0.02, 0.03, 0.018, 0.01]  # max 0.03 < sigma; sigma' = 0.015 keeps 30..32
+    assert L.link(boxes, a_s, a_o, beta, fids, nf, strict=True, backend=backend) is None
+    res = L.link(boxes, a_s, a_o, beta, fids, nf, backend=backend)
+    assert res.fallback and res.kept_indices.tolist() == [30, 31, 32]
+    assert_same(res, L.link(boxes, a_s, a_o, beta, fids, nf, backend="numpy"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_candidate(backend) -> None:
+    n = 60
+    rng = np.random.default_rng(7)
+    boxes, a_s, a_o, _, fids, nf = make_inputs(rng, n, 3, 600)
+    beta = np.zeros(n)
+    beta[17] = 0.5
+    assert L.link(boxes, a_s, a_o, beta, fids, nf, strict=True, backend=backend) is None
+    res = L.link(boxes, a_s, a_o, beta, fids, nf, backend=backend)
+    assert res.fallback and res.kept_indices.tolist() == [17] and res.segment == (fids[17], fids[17])
+    assert res.sub_indices.tolist() == [int(np.argmax(a_s[17]))]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_region_per_frame(backend) -> None:
+    n = 30
+    rng = np.random.default_rng(8)
+    boxes, a_s, a_o, _, fids, nf = make_inputs(rng, n, 1, 300)
+    res = L.link(boxes, a_s, a_o, np.full(n, 0.5), fids, nf, backend=backend)
+    assert res.sub_indices.tolist() == [0] * n and res.obj_indices.tolist() == [0] * n
+    assert res.segment == (0, 299) and res.sub_boxes.shape == (300, 4)
+
+
+@pytest.mark.parametrize("name", ["boxes", "alpha_s", "alpha_o", "beta"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_names_the_array(name, bad) -> None:
+    rng = np.random.default_rng(9)
+    args = dict(zip(["boxes", "alpha_s", "alpha_o", "beta", "frame_ids", "num_frames"], make_inputs(rng, 10, 3, 100)))
+    args[name] = np.array(args[name], dtype=np.float64)
+    args[name].reshape(-1)[3] = bad
+    with pytest.raises(LinkingError, match=rf"\b{name}\b.*NaN or infinite") as info:
+        L.link(**args)
+    assert isinstance(info.value, ValueError)
+
+
+def test_shape_and_frame_id_errors_name_the_input() -> None:
+    rng = np.random.default_rng(10)
+    boxes, a_s, a_o, beta, fids, nf = make_inputs(rng, 10, 3, 100)
+    with pytest.raises(LinkingError, match="boxes must have shape"):
+        L.link(boxes[..., :3], a_s, a_o, beta, fids, nf)
+    with pytest.raises(LinkingError, match="alpha_o must have shape"):
+        L.link(boxes, a_s, a_o[:, :2], beta, fids, nf)
+    with pytest.raises(LinkingError, match="beta must have shape"):
+        L.link(boxes, a_s, a_o, beta[:5], fids, nf)
+    with pytest.raises(LinkingError, match="frame_ids must be non-decreasing"):
+        L.link(boxes, a_s, a_o, beta, fids[::-1], nf)
+    with pytest.raises(LinkingError, match=r"frame_ids must lie in \[0, num_frames"):
+        L.link(boxes, a_s, a_o, beta, fids, 5)
+    with pytest.raises(LinkingError, match="x2 < x1"):
+        L.link(boxes[..., [2, 1, 0, 3]] + np.array([0, 0, -1, 0]), a_s, a_o, beta, fids, nf)
+    with pytest.raises(LinkingError, match="alpha_s must have shape"):
+        L.link_many(boxes, a_s, a_o, beta, fids, nf)
+    with pytest.raises(LinkingError, match="sigma must be finite"):
+        L.link(boxes, a_s, a_o, beta, fids, nf, sigma=float("nan"))
+
+
+# ----------------------------------------------------------------------------------------- result types
+def test_result_round_trips_and_becomes_a_grounding() -> None:
+    rng = np.random.default_rng(11)
+    boxes, a_s, a_o, _, fids, nf = make_inputs(rng, 20, 3, 200)
+    res = L.link(boxes, a_s, a_o, np.full(20, 0.5), fids, nf)
+    data = json.loads(json.dumps(res.to_dict()))
+    back = L.LinkResult.from_dict(data)
+    assert_same(res, back)
+    g = L.to_grounding(res, "person-ride-bicycle", "vid1")
+    assert isinstance(g, Grounding) and g.segment == res.segment and g.video_id == "vid1"
+    assert len(g.subject) == res.end_fid - res.start_fid + 1
+    np.testing.assert_array_equal(g.object.boxes, res.obj_boxes)
+    assert g.to_dict()["segment"] == [res.start_fid, res.end_fid]
+    with pytest.raises(LinkingError, match="needs a LinkResult"):
+        L.to_grounding(None, "person-ride-bicycle")
+
+
+def test_importing_linking_does_not_import_torch() -> None:
+    code = "import sys, vrgv.linking as L; L.available_backends(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
