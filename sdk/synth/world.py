@@ -92,7 +92,7 @@ def rng_for(seed: int, index: int, stream: int) -> np.random.Generator:
 
 
 def _sample_cast(rng: np.random.Generator) -> list[str]:
-    n = int(rng.choice([2, 3, 4, 5, 6], p=[0.25, 0.3, 0.22, 0.13, 0.1]))
+    n = int(rng.choice([2, 3, 4, 5, 6], p=[0.35, 0.32, 0.18, 0.09, 0.06]))
     names = list(CATEGORY_WEIGHTS)
     weights = np.array([CATEGORY_WEIGHTS[c] for c in names])
     weights = weights / weights.sum()
@@ -231,7 +231,7 @@ def _fill(actor: mo.Actor, stage: mo.Stage, T: int, rng: np.random.Generator) ->
     for bs, be in busy:
         while t < bs:
             seg = int(min(bs - t, max(2, rng.uniform(1.0, 4.0) * stage.fps)))
-            moving = rng.random() < {"walker": 0.45, "vehicle": 0.4, "roller": 0.25, "flyer": 0.95}[kind]
+            moving = rng.random() < {"walker": 0.3, "vehicle": 0.3, "roller": 0.2, "flyer": 0.9}[kind]
             if actor.category == "bicycle":
                 moving = False
             if moving and kind == "walker":
