@@ -18,7 +18,12 @@ from typing import Any
 import numpy as np
 
 from vrgv.errors import AnnotationError, ConfigError
-from vrgv.predictions import relation_key
+from vrgv.predictions import load_ground_truth, load_predictions, relation_key
+
+__all__ = [
+    "COLUMNS", "THRESHOLDS", "Accuracy", "EvalReport", "RelationResult", "box_iou", "evaluate",
+    "load_ground_truth", "load_predictions", "per_relation", "trajectory_tiou",
+]
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +138,8 @@ class EvalReport:
 
         tables = []
         for title, (groups, cells) in (
-            (f"Table 2 layout: {name} accuracy (%) at tIoU ≥ {self.tiou:g}", self._table2()),
-            (f"Table 5 layout: {name} on dynamic / static relations", self._table5()),
+            (f"Table 2: {name} accuracy (%), tIoU ≥ {self.tiou:g}", self._table2()),
+            (f"Table 5: {name} dynamic / static", self._table5()),
         ):
             table = Table(title=title, box=box.SIMPLE_HEAD)
             if compact:
