@@ -162,9 +162,11 @@ class Grounder:
                     for attr in ("embed", "attend"):
                         if not callable(getattr(be, attr, None)):
                             raise BackendError(f"backend {type(be).__name__} lacks a callable .{attr}(); see vrgv.backends")
+                    providers = getattr(be, "providers", None)
                     log.info(
-                        "vrgv: encoder backend %s on %s, linker %s",
-                        getattr(be, "name", type(be).__name__), getattr(be, "device", "?"), self.linker_name,
+                        "vrgv: encoder backend %s on %s%s, linker %s",
+                        getattr(be, "name", type(be).__name__), getattr(be, "device", "?"),
+                        f" ({', '.join(providers)})" if providers else "", self.linker_name,
                     )
                     self._backend = be
         return self._backend
@@ -181,7 +183,7 @@ class Grounder:
                             "or build it with Grounder.load(...) / extractor=..."
                         )
                     ex = self._extractor_src() if _is_factory(self._extractor_src) else self._extractor_src
-                    log.info("vrgv: region extractor %s", getattr(ex, "name", type(ex).__name__))
+                    log.info("vrgv: region extractor %s", getattr(ex, "name", None) or getattr(ex, "__name__", type(ex).__name__))
                     self._extractor = ex
         return self._extractor
 

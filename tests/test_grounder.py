@@ -301,3 +301,25 @@ def test_cli_ground_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert main(["ground", str(tmp_path / "r.npz"), RELS[0], "--render", "o.mp4"]) == 2
     assert "not a Regions .npz" in capsys.readouterr().err
     assert main(["ground"]) == 2
+
+
+@pytest.mark.slow
+def test_real_exported_bundle_through_onnxruntime_and_torch(tmp_path):
+    """Grounder.load on a bundle exported by vrgv.export from a small random model (wiring, not accuracy)."""
+    pytest.importorskip("torch")
+    export = pytest.importorskip("vrgv.export")
+    from _export_helpers import small_model
+
+    path = tmp_path / "small.vrgv"
+    export.export_bundle(small_model(), path, parity_sizes=(1,), atol=1.0)  # parity is the export tests' job
+    video = make_video(21)
+    ort = Grounder.load(path, backend="onnxruntime", extractor=fake_extractor)
+    assert ort.spec.num_samples == 12 and ort.spec.num_regions == M and ort.spec.feature_dim == D
+    a = ort.ground_many(video, RELS)
+    b = Grounder.load(path, backend="torch", extractor=fake_extractor).ground_many(video, RELS)
+    assert [x.extra["backend"] for x in a + b] == ["onnxruntime"] * 3 + ["torch"] * 3
+    for x, y in zip(a, b):
+        assert 0 <= x.start_fid <= x.end_fid < len(video)
+        assert x.beta.shape == (12,) and y.beta.shape == (12,)
+    with pytest.raises(RelationError, match="unknown object 'spaceship'"):
+        ort.ground(video, "person-ride-spaceship")
