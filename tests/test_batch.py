@@ -328,3 +328,58 @@ def test_acceptance_batch_local_ray_and_ground_agree_on_synthetic_split(tmp_path
         assert r.returncode == 0, r.stderr
         scores.append(json.loads(r.stdout))
     assert scores[0] == scores[1] == scores[2]
+
+
+# the CLI with the fake model (in-process, inline extraction) --------------------------------------
+def test_cli_batch_and_ground_give_equal_eval_on_a_synthetic_split(tmp_path, monkeypatch, capsys):
+    synth = pytest.importorskip("vrgv.synth")
+    from vrgv.annotations import VideoAnnotation
+    from vrgv.cli import main
+
+    monkeypatch.setattr(Grounder, "load", classmethod(lambda cls, *a, **k: make_fake_grounder()))
+    split = tmp_path / "split"
+    synth.generate_split(split, 3, seed=3, workers=1, max_frames=80, progress=False)
+    videos, anns = split / "videos", split / "annotations"
+    out = tmp_path / "r.jsonl"
+    assert main(["batch", str(videos), "--annotations", str(anns), "--out", str(out), "--workers", "0",
+                 "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["videos"] == 3 and summary["failed"] == 0 and summary["done"] > 0
+    preds: dict = {}
+    for video in sorted(videos.glob("*.mp4")):
+        rels = VideoAnnotation.load(anns / f"{video.stem}.json").relation_strings()
+        pred = tmp_path / f"{video.stem}.json"
+        assert main(["ground", str(video), *rels, "--out", str(pred)]) == 0
+        for vid, per in json.loads(pred.read_text()).items():
+            preds.setdefault(vid, {}).update(per)
+    (tmp_path / "ground.json").write_text(json.dumps(preds))
+    batch_preds = records_to_predictions(read_records(out))
+    assert batch_preds == {v: {r: {k: e[k] for k in ("sub", "obj", "segment", "score")} for r, e in per.items()}
+                           for v, per in preds.items()}
+    capsys.readouterr()
+    scores = []
+    for pred in (out, tmp_path / "ground.json"):
+        assert main(["eval", "--pred", str(pred), "--gt", str(anns), "--json"]) == 0
+        scores.append(json.loads(capsys.readouterr().out))
+    assert scores[0] == scores[1]
+    # resume: the same command again writes nothing new
+    assert main(["batch", str(videos), "--annotations", str(anns), "--out", str(out), "--workers", "0",
+                 "--no-progress"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["done"] == 0 and again["skipped"] == summary["done"]
+
+
+def test_cli_batch_reports_failures_with_exit_code_3(archive, tmp_path, monkeypatch, capsys):
+    from vrgv.cli import main
+
+    monkeypatch.setattr(Grounder, "load", classmethod(lambda cls, *a, **k: make_fake_grounder()))
+    vids = tmp_path / "v"
+    vids.mkdir()
+    (vids / "a.mp4").symlink_to(archive / "vid0.mp4")
+    (vids / "broken.mp4").write_bytes(b"\x00" * 100)
+    assert main(["batch", str(vids), "--relations", RELS[0], "--out", str(tmp_path / "r.jsonl"), "--workers", "0",
+                 "--no-progress"]) == 3
+    captured = capsys.readouterr()
+    assert "1 done, 1 failed" in captured.err
+    assert main(["batch", str(vids), "--out", str(tmp_path / "r.jsonl")]) == 2
+    assert "say which relations" in capsys.readouterr().err
