@@ -10,6 +10,7 @@ the accuracies are means over ground-truth videos (no prediction scores 0), in p
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
@@ -180,14 +181,17 @@ class RelationResult:
 
 # ------------------------------------------------------------------------------------------------ public API
 def evaluate(
-    gt: Mapping[str, Mapping[str, list]],
-    pred: Mapping[str, Mapping[str, Any]],
+    gt: "Mapping[str, Mapping[str, list]] | str | os.PathLike",
+    pred: "Mapping[str, Mapping[str, Any]] | str | os.PathLike",
     tiou: float = 0.5,
     static_words: Iterable[str] | None = None,
 ) -> EvalReport:
-    """AccS/AccO/AccR (percent) of ``pred`` against ``gt`` at temporal threshold ``tiou`` (paper §4.1)."""
+    """AccS/AccO/AccR (percent) of ``pred`` against ``gt`` at temporal threshold ``tiou`` (paper §4.1).
+
+    ``gt``/``pred`` are dicts in the documented formats or paths that ``load_ground_truth``/``load_predictions`` read.
+    """
     tiou = _check_tiou(tiou)
-    table = _build_table(gt, pred, _static_rule(static_words))
+    table = _build_table(*_inputs(gt, pred), _static_rule(static_words))
     columns = {c: Accuracy(*_accuracies(table, c, tiou)) for c in COLUMNS}
     static_mask = table.static
     return EvalReport(
@@ -205,14 +209,14 @@ def evaluate(
 
 
 def per_relation(
-    gt: Mapping[str, Mapping[str, list]],
-    pred: Mapping[str, Mapping[str, Any]],
+    gt: "Mapping[str, Mapping[str, list]] | str | os.PathLike",
+    pred: "Mapping[str, Mapping[str, Any]] | str | os.PathLike",
     tiou: float = 0.5,
     static_words: Iterable[str] | None = None,
 ) -> list[RelationResult]:
     """One :class:`RelationResult` per (video, ground-truth relation), in ground-truth order."""
     tiou = _check_tiou(tiou)
-    table = _build_table(gt, pred, _static_rule(static_words))
+    table = _build_table(*_inputs(gt, pred), _static_rule(static_words))
     t_sub, t_obj = table.t("average")
     best_s, best_o, best_r = _best_per_relation(table, t_sub, t_obj)
     out = []
@@ -287,6 +291,15 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     ok = den > 0
     out[ok] = num[ok].astype(np.float64) / den[ok].astype(np.float64)
     return out
+
+
+def _inputs(gt: Any, pred: Any) -> tuple[Any, Any]:
+    """Paths are read with the documented readers; dicts pass through."""
+    if isinstance(gt, (str, os.PathLike)):
+        gt = load_ground_truth(gt)
+    if isinstance(pred, (str, os.PathLike)):
+        pred = load_predictions(pred)
+    return gt, pred
 
 
 def _check_tiou(tiou: float) -> float:

@@ -170,8 +170,10 @@ def save_predictions(predictions: Mapping[str, Mapping[str, Any]], path: str | o
 
 # ------------------------------------------------------------------------------------------------ ground truth
 def load_ground_truth(path: str | os.PathLike) -> GroundTruth:
-    """Ground truth from a GT JSON, a folder of official annotation files, or one annotation file."""
+    """Ground truth from a GT JSON, a folder of official annotation files (or its parent), or one annotation file."""
     path = Path(path)
+    if path.is_dir() and (path / "annotations").is_dir():
+        path = path / "annotations"  # a dataset root such as `vrgv synth --out DIR`
     if path.is_dir():
         annotations = load_annotations(path)
         if not annotations:

@@ -291,6 +291,8 @@ def test_prediction_json_round_trip(tmp_path):
     assert evaluate(gt, loaded).to_dict() == evaluate(gt, pred).to_dict()
     gpath = save_ground_truth(gt, tmp_path / "gt.json")
     assert evaluate(load_ground_truth(gpath), pred).to_dict() == evaluate(gt, pred).to_dict()
+    assert evaluate(str(gpath), path).to_dict() == evaluate(gt, pred).to_dict()  # paths are read too
+    assert per_relation(gpath, path) == per_relation(gt, pred)
 
 
 def test_prediction_jsonl_records(tmp_path):
@@ -335,6 +337,18 @@ def test_bad_prediction_files_name_the_file(tmp_path, name, content, message):
     with pytest.raises(AnnotationError, match=message) as info:
         read_predictions(path)
     assert str(path) in str(info.value)
+
+
+def test_ground_truth_from_dataset_root(tmp_path):
+    from vrgv.annotations import RelationInstance, VideoAnnotation
+
+    ann = VideoAnnotation("clip", 3, 32, 32, 10.0, {0: "dog", 1: "cat"}, {0: {0: [0, 0, 5, 5]}, 1: {0: [9, 9, 20, 20]}},
+                          [RelationInstance(0, 1, "chase", 0, 2)])
+    ann.save(tmp_path / "annotations" / "clip.json")
+    (tmp_path / "manifest.json").write_text("{}")  # other JSON next to annotations/ is not ground truth
+    gt = load_ground_truth(tmp_path)
+    assert gt == {"clip": {"dog-chase-cat": [{"sub": {0: [0, 0, 5, 5]}, "obj": {0: [9, 9, 20, 20]}}]}}
+    assert load_ground_truth(tmp_path / "annotations" / "clip.json") == gt
 
 
 def test_bad_ground_truth_files(tmp_path):
