@@ -216,7 +216,7 @@ def test_invalid_options_raise_config_errors(tmp_path):
         generate_split(tmp_path, 0, seed=1, progress=False)
 
 
-def test_cli_writes_a_split(tmp_path):
+def test_cli_writes_a_split(tmp_path, capsys):
     from vrgv.cli import main
 
     code = main(["synth", "--out", str(tmp_path), "--videos", "1", "--seed", "25", "--workers", "1",
@@ -225,6 +225,11 @@ def test_cli_writes_a_split(tmp_path):
     ann = VideoAnnotation.load(tmp_path / "annotations" / "synth_s25_00000.json")
     assert 30 <= ann.frame_count <= 40 and ann.width == 160
     assert main(["synth", "--out", str(tmp_path / "x"), "--videos", "1", "--seed", "5000"]) != 0
+    assert main(["synth", "--out", str(tmp_path / "x")]) != 0  # --videos and --seed missing
+    capsys.readouterr()
+    assert main(["synth", "--stats", str(tmp_path)]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["videos"] == 1 and stats["instances_per_video"] == len(ann.relations)
 
 
 @pytest.mark.slow

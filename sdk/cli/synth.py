@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "generate synthetic videos with exact relation ground truth"
 DESCRIPTION = """Generate a split of the synthetic relation world.
@@ -11,15 +12,17 @@ Video i depends only on (seed, i): the same seed gives byte-identical annotation
 disjoint splits. Data splits use seeds 0..999 (standard: train 1, val 2, test 3); 9999 is the demo clip.
 Existing complete videos are kept, so an interrupted run resumes.
 
-example:
+examples:
   vrgv synth --out data/synth/test --videos 120 --seed 3 --workers 2
+  vrgv synth --stats data/synth/test        # statistics of an annotation folder, as JSON
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output folder (created)")
-    parser.add_argument("--videos", type=int, required=True, help="number of videos")
-    parser.add_argument("--seed", type=int, required=True, help="split seed, 0..999")
+    parser.add_argument("--out", help="output folder (created)")
+    parser.add_argument("--videos", type=int, help="number of videos")
+    parser.add_argument("--seed", type=int, help="split seed, 0..999")
+    parser.add_argument("--stats", metavar="DIR", help="print statistics of the annotations under DIR and exit")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
     parser.add_argument("--width", type=int, default=320, help="frame width in pixels (default 320)")
     parser.add_argument("--height", type=int, default=240, help="frame height in pixels (default 240)")
@@ -30,9 +33,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
     import time
 
+    from vrgv.errors import ConfigError
     from vrgv.synth import generate_split
+
+    if args.stats:
+        from vrgv.annotations import load_annotations
+        from vrgv.synth.stats import summarize
+
+        folder = Path(args.stats)
+        print(json.dumps(summarize(load_annotations(folder / "annotations" if (folder / "annotations").is_dir()
+                                                    else folder)), indent=1))
+        return 0
+    missing = [f"--{k}" for k in ("out", "videos", "seed") if getattr(args, k) is None]
+    if missing:
+        raise ConfigError(f"vrgv synth needs {', '.join(missing)} (or --stats DIR to describe an existing split)")
 
     started = time.perf_counter()
     paths = generate_split(
