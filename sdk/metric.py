@@ -5,7 +5,9 @@ For a predicted trajectory P and a ground-truth trajectory G (frame -> box), wit
 ``n_θ`` counts common frames with IoU ≥ θ; the single-threshold column sIoU=θ uses ``n_θ / |union|``.
 A relation's subject (object) is correct if some ground-truth instance has t ≥ τ, the relation if one
 instance has ``min(t_sub, t_obj) ≥ τ``. Per video: correct / number of ground-truth relation strings;
-the accuracies are means over ground-truth videos (no prediction scores 0), in percent.
+the accuracies are means over ground-truth videos (no prediction scores 0), in percent. Predictions for
+videos or relations absent from the ground truth are ignored and counted; a ground-truth video listing
+no relation is left out of the mean (the released code would divide by zero there).
 """
 from __future__ import annotations
 

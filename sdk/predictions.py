@@ -80,9 +80,14 @@ def read_predictions(path: str | os.PathLike) -> PredictionFile:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        if path.suffix.lower() != ".json" and len(text.strip().splitlines()) > 1:
-            return predictions_from_jsonl(text.splitlines(), source)
-        raise AnnotationError(f"prediction file {source} is not valid JSON ({exc})") from None
+        if len(text.strip().splitlines()) > 1:  # JSONL under another suffix?
+            try:
+                return predictions_from_jsonl(text.splitlines(), source)
+            except AnnotationError:
+                pass
+        raise AnnotationError(
+            f"prediction file {source} is neither valid JSON ({exc}) nor JSONL with one record per line"
+        ) from None
     if isinstance(data, dict) and "video_id" in data and "relation" in data and not isinstance(data["relation"], dict):
         return predictions_from_jsonl(text.splitlines(), source)  # a one-record JSONL file
     return predictions_from_json(data, source)

@@ -152,6 +152,13 @@ def test_misses_and_video_without_predictions():
         ("a", "dog-chase-cat", True, True), ("a", "dog-above-cat", False, False), ("b", "dog-chase-cat", False, False)]
 
 
+def test_video_without_ground_truth_relations_is_left_out():
+    good = {"sub": traj(range(3)), "obj": traj(range(3))}
+    gt = {"a": {"dog-chase-cat": [good]}, "empty": {}}
+    report = evaluate(gt, {"a": {"dog-chase-cat": good}})
+    assert report.num_videos == 1 and report.average.AccR == 100.0
+
+
 def test_several_instances_relation_needs_one_instance_for_both():
     # subject matches instance 0 only, object matches instance 1 only: AccS = AccO = 100, AccR = 0
     inst0 = {"sub": traj(range(10), (0, 0, 9, 9)), "obj": traj(range(10), (50, 50, 59, 59))}
@@ -312,7 +319,7 @@ def test_prediction_jsonl_records(tmp_path):
     assert set(loaded.predictions["v"]) == {"person-ride-bicycle", "dog-chase-cat"}
     assert evaluate(gt, loaded.predictions).average.AccR == pytest.approx(200 / 3)
     # the same content without the .jsonl suffix is recognized too
-    other = tmp_path / "results.txt"
+    other = tmp_path / "results.json"
     other.write_text(path.read_text())
     assert load_predictions(other) == loaded.predictions
 
@@ -320,7 +327,8 @@ def test_prediction_jsonl_records(tmp_path):
 @pytest.mark.parametrize(
     "name, content, message",
     [
-        ("p.json", "{not json", "not valid JSON"),
+        ("p.json", "{not json", "neither valid JSON"),
+        ("p.json", "{not json\n{nor this", "neither valid JSON"),
         ("p.json", "", "is empty"),
         ("p.json", "[1, 2]", "must be a JSON object"),
         ("p.json", '{"v": [1]}', "video 'v' must map relation strings"),
