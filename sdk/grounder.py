@@ -6,6 +6,7 @@ It wires the pieces other modules provide: ``vrgv.video`` + ``vrgv.extractors`` 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -197,12 +198,12 @@ class Grounder:
     # the pipeline --------------------------------------------------------------------------------
     def extract(self, video: Any, video_id: str | None = None) -> Regions:
         """Decode the N sampled frames of ``video`` (path, frame folder or array) and detect regions."""
-        if isinstance(video, Regions):
-            return video
-        if isinstance(video, (str, os.PathLike)) and str(video).lower().endswith(REGIONS_SUFFIX):
-            regions = Regions.load(video)
-            if video_id is not None:
-                regions.video_id = str(video_id)
+        if isinstance(video, Regions) or (
+            isinstance(video, (str, os.PathLike)) and str(video).lower().endswith(REGIONS_SUFFIX)
+        ):
+            regions = video if isinstance(video, Regions) else Regions.load(video)
+            if video_id is not None and str(video_id) != regions.video_id:
+                regions = dataclasses.replace(regions, video_id=str(video_id))  # never mutate the caller's object
             return regions
         frames = self._decode(video)
         vid = str(video_id if video_id is not None else getattr(frames, "video_id", None) or _video_id_of(video))

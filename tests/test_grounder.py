@@ -149,6 +149,8 @@ def test_regions_object_and_npz_give_the_same_answer(tmp_path):
     b = g.ground(regions, RELS[0]).to_dict()
     c = g.ground(str(path), RELS[0]).to_dict()
     assert a == b == c
+    renamed = g.ground(regions, RELS[0], video_id="other")
+    assert renamed.video_id == "other" and regions.video_id == "v3"
 
 
 def test_regions_only_grounder_needs_no_extractor(tmp_path):
