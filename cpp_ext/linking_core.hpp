@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -64,7 +65,7 @@ inline std::vector<int64_t> keep_distinct(const int64_t* seg, int64_t len, const
 // Scratch buffers reused across segments of one call.
 struct Scratch {
     std::vector<double> prev_s, prev_o, cur_s, cur_o, bx1, by1, bx2, by2, barea, as_b, ao_b;
-    std::vector<int64_t> back_s, back_o;
+    std::vector<int64_t> back_s, back_o, rows;
 };
 
 
@@ -74,10 +75,10 @@ inline double vmin(double a, double b) { return a < b ? a : b; }
 
 constexpr int64_t kLanes = 8;  // q boxes handled together; arrays over q are padded to a multiple of this
 
-// One Viterbi step for a block of kLanes boxes q of frame b against every box p of frame a, for subject and
+// One Viterbi step for a block of kLanes boxes q of frame b against each live box p (rows) of frame a, for subject and
 // object at once. Branch-free so the compiler vectorises the lane loops; the block's running maxima stay in
 // registers across p. Strict '>' with p ascending keeps the lowest p on ties.
-VRGV_CLONES inline void step_block(int64_t m, const double* __restrict pa, const double* __restrict parea,
+VRGV_CLONES inline void step_block(const int64_t* __restrict rows, int64_t n_rows, const double* __restrict pa, const double* __restrict parea,
                                    const double* __restrict pas, const double* __restrict pao,
                                    const double* __restrict prev_s, const double* __restrict prev_o, double lam,
                                    const double* __restrict bx1, const double* __restrict by1,
@@ -93,7 +94,8 @@ VRGV_CLONES inline void step_block(int64_t m, const double* __restrict pa, const
         bs_[j] = 0;
         bo_[j] = 0;
     }
-    for (int64_t p = 0; p < m; ++p) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+        const int64_t p = rows[r];
         const double px1 = pa[4 * p], py1 = pa[4 * p + 1], px2 = pa[4 * p + 2], py2 = pa[4 * p + 3];
         const double ar = parea[p], asp = pas[p], aop = pao[p], psp = prev_s[p], pop = prev_o[p];
         for (int64_t j = 0; j < kLanes; ++j) {
@@ -123,6 +125,26 @@ VRGV_CLONES inline void step_block(int64_t m, const double* __restrict pa, const
     }
 }
 
+// reference.live_rows: boxes p of frame a that may still be the best predecessor of some q. With
+// U[p] = prev[p] + alpha_a[p], a p more than |lam| (+ eps) below max U loses to argmax U for every q, strictly.
+inline int64_t live_rows(int64_t m, const double* prev_s, const double* prev_o, const double* sa, const double* oa,
+                         const double* sb, const double* ob, double lam, int64_t* rows) {
+    double top_s = -std::numeric_limits<double>::infinity(), top_o = top_s, big_s = 0.0, big_o = 0.0;
+    for (int64_t p = 0; p < m; ++p) {
+        top_s = std::max(top_s, prev_s[p] + sa[p]);
+        top_o = std::max(top_o, prev_o[p] + oa[p]);
+        big_s = std::max(big_s, std::fabs(sb[p]));
+        big_o = std::max(big_o, std::fabs(ob[p]));
+    }
+    const double al = std::fabs(lam);
+    const double thr_s = top_s - al - 1e-9 * (1.0 + std::fabs(top_s) + al + big_s);
+    const double thr_o = top_o - al - 1e-9 * (1.0 + std::fabs(top_o) + al + big_o);
+    int64_t n = 0;
+    for (int64_t p = 0; p < m; ++p)
+        if (prev_s[p] + sa[p] >= thr_s || prev_o[p] + oa[p] >= thr_o) rows[n++] = p;
+    return n;
+}
+
 // Steps 4-5 for subject and object over kept indices (K >= 2). Loop p outer, q inner with strict '>'
 // keeps the lowest previous box on ties; the final argmax keeps the lowest box.
 inline void viterbi_pair(const LinkInput& in, const double* areas, const std::vector<int64_t>& kept,
@@ -137,6 +159,7 @@ inline void viterbi_pair(const LinkInput& in, const double* areas, const std::ve
     w.cur_o.assign(mp, 0.0);
     for (auto* v : {&w.bx1, &w.by1, &w.bx2, &w.by2, &w.as_b, &w.ao_b}) v->assign(mp, 0.0);
     w.barea.assign(mp, 1.0);
+    w.rows.resize(m);
     w.back_s.resize((k_len - 1) * mp);
     w.back_o.resize((k_len - 1) * mp);
     double* cs_ = w.cur_s.data();
@@ -155,8 +178,11 @@ inline void viterbi_pair(const LinkInput& in, const double* areas, const std::ve
         }
         int64_t* bs = w.back_s.data() + (t - 1) * mp;
         int64_t* bo = w.back_o.data() + (t - 1) * mp;
+        const int64_t n_live = live_rows(m, w.prev_s.data(), w.prev_o.data(), in.alpha_s + a * m,
+                                         in.alpha_o + a * m, in.alpha_s + b * m, in.alpha_o + b * m, lam,
+                                         w.rows.data());
         for (int64_t q0 = 0; q0 < mp; q0 += kLanes)
-            step_block(m, in.boxes + a * m * 4, areas + a * m, in.alpha_s + a * m, in.alpha_o + a * m,
+            step_block(w.rows.data(), n_live, in.boxes + a * m * 4, areas + a * m, in.alpha_s + a * m, in.alpha_o + a * m,
                        w.prev_s.data(), w.prev_o.data(), lam, bx1 + q0, by1 + q0, bx2 + q0, by2 + q0, barea + q0,
                        as_b + q0, ao_b + q0, cs_ + q0, co_ + q0, bs + q0, bo + q0);
         std::copy(w.cur_s.begin(), w.cur_s.begin() + m, w.prev_s.begin());

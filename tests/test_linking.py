@@ -144,6 +144,44 @@ def test_viterbi_equals_brute_force(seed, k, m, iou_weight) -> None:
         assert got / (k - 1) == pytest.approx(want_s, abs=1e-12)
 
 
+def full_search_viterbi(boxes, alpha, kept, fids, iou_weight):
+    """Viterbi over all M x M pairs (no pruning), same arithmetic as the reference."""
+    m = boxes.shape[1]
+    areas = ref.box_areas(boxes)
+    prev, backs = np.zeros(m), []
+    for t in range(1, len(kept)):
+        a, b = kept[t - 1], kept[t]
+        lam = iou_weight / float(fids[b] - fids[a])
+        cand = prev[:, None] + ((alpha[a][:, None] + alpha[b][None, :]) + lam * ref.pairwise_iou(
+            boxes[a], boxes[b], areas[a], areas[b]))
+        best = np.argmax(cand, axis=0)
+        backs.append(best)
+        prev = cand[best, np.arange(m)]
+    path = [int(np.argmax(prev))]
+    for best in reversed(backs):
+        path.append(int(best[path[-1]]))
+    return path[::-1], float(np.max(prev)) / (len(kept) - 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 24), quantize=st.booleans(),
+       iou_weight=st.sampled_from([0.0, 1.0, -1.0, 20.0]))
+def test_pruned_viterbi_equals_full_search(seed, m, quantize, iou_weight) -> None:
+    """Skipping boxes that cannot win (live_rows) gives exactly the full M x M search's paths and scores."""
+    rng = np.random.default_rng(seed)
+    k = 25
+    boxes, a_s, a_o, _, _, _ = make_inputs(rng, k, m, 10 * k)
+    if quantize:
+        boxes, a_s, a_o = np.round(boxes / 40) * 40, np.round(a_s * 8) / 8, np.round(a_o * 8) / 8
+    fids = np.arange(k) * 3
+    want_s, score_s = full_search_viterbi(boxes, a_s, np.arange(k), fids, iou_weight)
+    want_o, score_o = full_search_viterbi(boxes, a_o, np.arange(k), fids, iou_weight)
+    for b in BACKENDS:
+        res = L.link(boxes, a_s, a_o, np.ones(k), fids, 10 * k * 3, iou_weight=iou_weight, backend=b)
+        assert res.sub_indices.tolist() == want_s and res.obj_indices.tolist() == want_o
+        assert res.sub_score == score_s and res.obj_score == score_o
+
+
 # ----------------------------------------------------------------------------------------- interpolation
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 30))

@@ -45,13 +45,12 @@ def _keep_distinct(seg, frame_ids):  # pragma: no cover - compiled
 
 
 @njit(cache=True, error_model="numpy")
-def _step(pa, parea, pas, pao, prev_s, prev_o, lam, bq, cur_s, cur_o, back_s, back_o):  # pragma: no cover
-    """One Viterbi step for subject and object: every box p of frame a against every box q of frame b.
+def _step(rows, pa, parea, pas, pao, prev_s, prev_o, lam, bq, cur_s, cur_o, back_s, back_o):  # pragma: no cover
+    """One Viterbi step for subject and object: each live box p (``rows``) of frame a against every box q of b.
 
     ``bq`` rows hold frame b's x1, y1, x2, y2, area, alpha_s, alpha_o per box (contiguous per row). The q
     loop is branch-free (selects) so LLVM vectorises it; p ascending with strict '>' keeps the lowest p.
     """
-    m = pa.shape[0]
     mq = bq.shape[1]
     bx1 = bq[0]
     by1 = bq[1]
@@ -65,7 +64,8 @@ def _step(pa, parea, pas, pao, prev_s, prev_o, lam, bq, cur_s, cur_o, back_s, ba
         cur_o[q] = -np.inf
         back_s[q] = 0
         back_o[q] = 0
-    for p in range(m):
+    for r in range(rows.shape[0]):
+        p = rows[r]
         px1 = pa[p, 0]
         py1 = pa[p, 1]
         px2 = pa[p, 2]
@@ -98,6 +98,30 @@ def _step(pa, parea, pas, pao, prev_s, prev_o, lam, bq, cur_s, cur_o, back_s, ba
             cur_o[q] = co if up_o else old_o
 
 
+@njit(cache=True)
+def _live_rows(prev_s, prev_o, sa, oa, sb, ob, lam, rows):  # pragma: no cover - compiled
+    """``reference.live_rows``: boxes p that may still win some q; fills ``rows``, returns how many."""
+    m = prev_s.shape[0]
+    top_s = -np.inf
+    top_o = -np.inf
+    for p in range(m):
+        top_s = max(top_s, prev_s[p] + sa[p])
+        top_o = max(top_o, prev_o[p] + oa[p])
+    big_s = 0.0
+    big_o = 0.0
+    for q in range(m):
+        big_s = max(big_s, abs(sb[q]))
+        big_o = max(big_o, abs(ob[q]))
+    thr_s = top_s - abs(lam) - 1e-9 * (1.0 + abs(top_s) + abs(lam) + big_s)
+    thr_o = top_o - abs(lam) - 1e-9 * (1.0 + abs(top_o) + abs(lam) + big_o)
+    n = 0
+    for p in range(m):
+        if prev_s[p] + sa[p] >= thr_s or prev_o[p] + oa[p] >= thr_o:
+            rows[n] = p
+            n += 1
+    return n
+
+
 @njit(cache=True, error_model="numpy")
 def _viterbi_pair(boxes, areas, alpha_s, alpha_o, kept, frame_ids, iou_weight):  # pragma: no cover - compiled
     """Steps 4-5 for subject and object over kept indices (K >= 2); same arithmetic as the reference."""
@@ -108,6 +132,7 @@ def _viterbi_pair(boxes, areas, alpha_s, alpha_o, kept, frame_ids, iou_weight): 
     cur_s = np.empty(m)
     cur_o = np.empty(m)
     bq = np.empty((7, m))
+    rows = np.empty(m, np.int64)
     back_s = np.empty((k_len - 1, m), np.int64)
     back_o = np.empty((k_len - 1, m), np.int64)
     for t in range(1, k_len):
@@ -120,7 +145,8 @@ def _viterbi_pair(boxes, areas, alpha_s, alpha_o, kept, frame_ids, iou_weight): 
             bq[4, q] = areas[b, q]
             bq[5, q] = alpha_s[b, q]
             bq[6, q] = alpha_o[b, q]
-        _step(boxes[a], areas[a], alpha_s[a], alpha_o[a], prev_s, prev_o, lam, bq, cur_s, cur_o,
+        n_live = _live_rows(prev_s, prev_o, alpha_s[a], alpha_o[a], alpha_s[b], alpha_o[b], lam, rows)
+        _step(rows[:n_live], boxes[a], areas[a], alpha_s[a], alpha_o[a], prev_s, prev_o, lam, bq, cur_s, cur_o,
               back_s[t - 1], back_o[t - 1])
         prev_s[:] = cur_s
         prev_o[:] = cur_o

@@ -9,6 +9,8 @@ three return identical segments and box indices. Steps, as numbered in issue 4:
 4. s(p, q) = (alpha[a,p] + alpha[b,q]) + lam * IoU(p, q) with lam = iou_weight / (F_b - F_a),
    inclusive-pixel IoU.
 5. Viterbi maximising the summed link scores, divided by K - 1; ties to the lowest box index.
+   Boxes p that cannot win any q at a step (``live_rows``: prev + alpha more than |lam| below the best)
+   are skipped; they are strictly worse, so the result is the same as the full M x M search.
 6. Segment score = (sub + obj) / 2; the best segment wins, ties to the earliest.
 7. Linear interpolation between kept frames (eq. 14).
 8. Nothing survives: None if strict, else the segment holding argmax(beta) at sigma' = max(beta) / 2
@@ -68,6 +70,22 @@ def pairwise_iou(b1: np.ndarray, b2: np.ndarray, area1: np.ndarray, area2: np.nd
     return inter / ((area1[:, None] + area2[None, :]) - inter)
 
 
+def live_rows(prev_s: np.ndarray, prev_o: np.ndarray, alpha_s_a: np.ndarray, alpha_o_a: np.ndarray,
+              alpha_s_b: np.ndarray, alpha_o_b: np.ndarray, lam: float) -> np.ndarray:
+    """Boxes p of frame a that may still be the best predecessor of some q (subject or object), ascending.
+
+    With U[p] = prev[p] + alpha_a[p], every link adds alpha_b[q] plus lam * IoU in [min(0, lam), max(0, lam)],
+    so p with U[p] < max(U) - |lam| - eps loses to argmax(U) for every q, strictly (eps >> rounding error).
+    """
+    keep = np.zeros(len(prev_s), dtype=bool)
+    for prev, a_a, a_b in ((prev_s, alpha_s_a, alpha_s_b), (prev_o, alpha_o_a, alpha_o_b)):
+        u = prev + a_a
+        top = float(np.max(u))
+        eps = 1e-9 * (1.0 + abs(top) + abs(lam) + float(np.max(np.abs(a_b))))
+        keep |= u >= top - abs(lam) - eps
+    return np.flatnonzero(keep)
+
+
 def viterbi_pair(
     boxes: np.ndarray, areas: np.ndarray, alpha_s: np.ndarray, alpha_o: np.ndarray,
     kept: np.ndarray, frame_ids: np.ndarray, iou_weight: float,
@@ -80,11 +98,12 @@ def viterbi_pair(
     for t in range(1, k_len):
         a, b = kept[t - 1], kept[t]
         lam = iou_weight / float(frame_ids[b] - frame_ids[a])
-        link_iou = lam * pairwise_iou(boxes[a], boxes[b], areas[a], areas[b])
+        rows = live_rows(prev[0], prev[1], alpha_s[a], alpha_o[a], alpha_s[b], alpha_o[b], lam)
+        link_iou = lam * pairwise_iou(boxes[a, rows], boxes[b], areas[a, rows], areas[b])
         for j, alpha in enumerate((alpha_s, alpha_o)):
-            cand = prev[j][:, None] + ((alpha[a][:, None] + alpha[b][None, :]) + link_iou)
+            cand = prev[j][rows, None] + ((alpha[a, rows][:, None] + alpha[b][None, :]) + link_iou)
             best = np.argmax(cand, axis=0)  # first maximum: lowest previous box on ties
-            back[j][t - 1] = best
+            back[j][t - 1] = rows[best]
             prev[j] = cand[best, cols]
     out: list = []
     for j in range(2):
