@@ -109,6 +109,8 @@ class Grounder:
         self._backend: Any = None
         self._extractor: Any = None
         self._lock = threading.Lock()
+        #: identifies what ``extract`` produces (regions caches are keyed by it)
+        self.extractor_id = f"{self.name}-N{self.spec.num_samples}"
 
     # construction --------------------------------------------------------------------------------
     @classmethod
@@ -150,6 +152,9 @@ class Grounder:
             name=name,
         )
         grounder.bundle = bundle  # type: ignore[attr-defined]
+        detector = (bundle.manifest.detector or {}).get("file")
+        if extractor is None and detector is not None:
+            grounder.extractor_id = f"detector-{bundle.manifest.files[detector].sha256[:16]}-N{spec.num_samples}"
         log.info("vrgv: bundle %s (N=%d, L=%d, sigma=%g)", name, spec.num_samples, spec.clip_len, spec.sigma)
         return grounder
 

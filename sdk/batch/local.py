@@ -167,7 +167,7 @@ class LocalEngine:
     ) -> BatchSummary:
         summary = BatchSummary(engine=self.name)
         with RecordWriter(out, retry_errors=retry_errors) as writer:
-            model_id = str(getattr(self.grounder, "name", "model"))
+            model_id = str(getattr(self.grounder, "extractor_id", None) or getattr(self.grounder, "name", "model"))
             tasks = plan(items, writer, self.grounder.vocabulary, summary, cache_regions, model_id)
             if tasks:
                 self._run_tasks(tasks, writer, summary)

@@ -85,7 +85,7 @@ def error_text(exc: BaseException) -> str:
 
 
 def cache_path_for(cache_dir: str | os.PathLike, item: BatchItem, model_id: str) -> str:
-    """``DIR/<video_id>.<key>.npz`` with a key over the file's path, size, mtime and the model id."""
+    """``DIR/<video_id>.<key>.npz`` with a key over the file's path, size, mtime and the extractor id."""
     p = Path(item.video)
     try:
         st = p.stat()

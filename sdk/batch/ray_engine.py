@@ -141,8 +141,8 @@ class RayEngine:
         summary = BatchSummary(engine=self.name)
         planner = self.extract_spec.build()  # lazy pieces: only the vocabulary is used here
         with RecordWriter(out, retry_errors=retry_errors) as writer:
-            tasks = plan(items, writer, planner.vocabulary, summary, cache_regions,
-                         str(getattr(planner, "name", "model")))
+            model_id = str(getattr(planner, "extractor_id", None) or getattr(planner, "name", "model"))
+            tasks = plan(items, writer, planner.vocabulary, summary, cache_regions, model_id)
             if tasks:
                 self._run_tasks(tasks, writer, summary)
         return summary.finish()
