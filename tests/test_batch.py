@@ -148,6 +148,15 @@ def test_writer_resumes_truncates_partial_line_and_skips_duplicates(tmp_path):
     assert records_to_predictions(read_records(path))["a"][RELS[0]]["segment"] == [0, 0]
 
 
+def test_two_writers_on_one_file_are_refused(tmp_path):
+    path = tmp_path / "r.jsonl"
+    with RecordWriter(path):
+        with pytest.raises(ConfigError, match="another vrgv batch run"):
+            RecordWriter(path)
+    with RecordWriter(path) as w:  # released on close
+        w.write(_ok("a", RELS[0]))
+
+
 def test_foreign_file_is_refused(tmp_path):
     path = tmp_path / "notes.jsonl"
     path.write_text("hello\nworld\n")

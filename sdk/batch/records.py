@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vrgv.errors import AnnotationError
+from vrgv.errors import AnnotationError, ConfigError
 
 STATUSES = ("ok", "error")
 FIELDS = ("video_id", "relation", "status", "sub", "obj", "segment", "score", "error")
@@ -125,6 +125,16 @@ class RecordWriter:
         self.path = Path(path)
         self.fsync = fsync
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock(self.path)
+        self._fd = -1
+        try:
+            self._resume(retry_errors)
+        except BaseException:
+            self.close()
+            raise
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _resume(self, retry_errors: bool) -> None:
         self.done: dict[tuple[str, str], str] = {}
         if self.path.exists():
             records, good, size = _scan(self.path)
@@ -144,7 +154,6 @@ class RecordWriter:
             for r in records:
                 self.done[(str(r["video_id"]), str(r["relation"]))] = str(r.get("status"))
         self.resumed = len(self.done)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def __contains__(self, key: tuple[str, str]) -> bool:
         return key in self.done
@@ -166,12 +175,33 @@ class RecordWriter:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = -1
 
     def __enter__(self) -> "RecordWriter":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _lock(path: Path) -> int:
+    """Hold an exclusive lock on ``.<name>.lock`` so two runs never append to one results file."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no protection, documented
+        return -1
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(
+            f"results file {str(path)!r} is being written by another vrgv batch run; wait for it to finish "
+            f"or pick another --out"
+        ) from None
+    return fd
 
 
 def records_to_predictions(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
