@@ -32,7 +32,8 @@ def _float_array(value: object, name: str) -> np.ndarray:
         arr = np.ascontiguousarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise LinkingError(f"linking input {name} must be a numeric array ({exc})") from None
-    if not np.all(np.isfinite(arr)):
+    # One reduction is the fast path: NaN/inf make the sum non-finite (so can huge finite values; recheck then).
+    if not math.isfinite(float(arr.sum())) and not np.all(np.isfinite(arr)):
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         raise LinkingError(
             f"linking input {name} holds {bad} NaN or infinite value(s); check the model output or the "
@@ -71,7 +72,8 @@ def check_inputs(
             f"got {list(b.shape)}"
         )
     n, m, _ = b.shape
-    if np.any(b[..., 2] < b[..., 0]) or np.any(b[..., 3] < b[..., 1]):
+    flat = b.reshape(-1, 4)
+    if (flat[:, 2] < flat[:, 0]).any() or (flat[:, 3] < flat[:, 1]).any():
         raise LinkingError(
             "linking input boxes has boxes with x2 < x1 or y2 < y1; pass corners as (x1, y1, x2, y2), not (x, y, w, h)"
         )
@@ -110,7 +112,7 @@ def check_inputs(
     nf = int(num_frames)
     if nf < 1:
         raise LinkingError(f"linking parameter num_frames must be at least 1, got {nf}")
-    if n > 1 and np.any(np.diff(fids) < 0):
+    if n > 1 and (fids[1:] < fids[:-1]).any():
         i = int(np.argmax(np.diff(fids) < 0))
         raise LinkingError(
             f"linking input frame_ids must be non-decreasing; frame_ids[{i}]={fids[i]} > frame_ids[{i + 1}]={fids[i + 1]}"
