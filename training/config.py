@@ -100,6 +100,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     max_minutes: float = 0.0  # 0 = no wall-clock budget
+    max_relations_per_video: int = 0  # per epoch, a fresh random subset of each video's relations; 0 = all
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides (variant, sizes)
 
     def __post_init__(self) -> None:
@@ -109,6 +110,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.val_fraction must lie in (0, 1), got {self.val_fraction!r}")
         if not 0.0 < float(self.lr_factor) < 1.0:
             raise ConfigError(f"TrainConfig.lr_factor must lie in (0, 1), got {self.lr_factor!r}")
+        if self.max_relations_per_video < 0:
+            raise ConfigError(f"TrainConfig.max_relations_per_video must be >= 0, got {self.max_relations_per_video!r}")
         if self.max_minutes < 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ConfigError("TrainConfig.max_minutes, weight_decay and grad_clip must be >= 0")
         if not isinstance(self.model, dict):

@@ -107,8 +107,7 @@ class VRGVModel(nn.Module):
         sample's video; query_ids i64 [B,5]; targets i64 [B,T] (``encode_words``, 0-padded).
         Returns the encoder outputs plus ``logits`` [B,T,vocab] and the summed-per-sample ``loss``.
         """
-        emb = self.drop(self.embed_regions(boxes_norm, features))
-        out = self._encode(emb.index_select(0, video_index), query_ids)
+        out = self._encode(self.embed_regions(boxes_norm, features), query_ids, video_index)
         logits = self._decode(out["featv"], targets)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=0,
                                reduction="sum") / targets.shape[0]
@@ -125,25 +124,33 @@ class VRGVModel(nn.Module):
         g = lambda v: F.relu(self.word(v))  # noqa: E731
         return g(vec[:, 0]), g(v_pred), g(vec[:, QUERY_LEN - 1])
 
-    def _encode(self, region_emb: Tensor, query_ids: Tensor) -> dict[str, Tensor]:
-        """region_emb [1 or R,N,M,E] (broadcast over R) and query_ids [R,5] -> attentions and featv."""
+    def _encode(self, region_emb: Tensor, query_ids: Tensor, video_index: Tensor | None = None) -> dict[str, Tensor]:
+        """region_emb [V,N,M,E] and query_ids [R,5] -> attentions and featv; query r uses video
+        ``video_index[r]``, or with ``video_index=None`` the single video (V=1) broadcast over R."""
         c = self.config
         g_s, g_p, g_o = self._words(query_ids)
-        # spatial attention (eqs. 3-4)
-        proj = self.sau_region(region_emb)  # [*,N,M,2A]
+        # spatial attention (eqs. 3-4); the region half of W1 is computed once per video
+        proj = self.sau_region(region_emb)  # [V,N,M,2A]
+        if video_index is not None:
+            proj = proj.index_select(0, video_index)
         proj_s, proj_o = proj.chunk(2, dim=-1)
         ws = self.sau_word_s(g_s)[:, None, None, :]
         wo = self.sau_word_o(g_o)[:, None, None, :]
         alpha_s = torch.softmax(self.sau_out_s(torch.tanh(proj_s + ws)).squeeze(-1), dim=-1)  # [R,N,M]
         alpha_o = torch.softmax(self.sau_out_o(torch.tanh(proj_o + wo)).squeeze(-1), dim=-1)
-        f_s = torch.matmul(alpha_s.unsqueeze(-2), region_emb).squeeze(-2)  # [R,N,E]
-        f_o = torch.matmul(alpha_o.unsqueeze(-2), region_emb).squeeze(-2)
+        # f = Σ_m α f(B): one GEMM per frame over all videos, α placed in its video's block (no gather)
+        if video_index is None:
+            route = torch.ones_like(alpha_s[:, :1, :1]).unsqueeze(-1)  # [R,1,1,1]: the single video
+        else:
+            route = F.one_hot(video_index, region_emb.shape[0]).to(alpha_s.dtype)[:, None, :, None]  # [R,1,V,1]
+        f_s = torch.einsum("rnvm,vnme->rne", alpha_s.unsqueeze(2) * route, region_emb)  # [R,N,E]
+        f_o = torch.einsum("rnvm,vnme->rne", alpha_o.unsqueeze(2) * route, region_emb)
         # attention shifting (eqs. 5-6)
         if c.message_passing:
             f_so = F.relu(self.w_so(alpha_s))
             f_os = F.relu(self.w_os(alpha_o))
             f_s, f_o = f_s + f_os, f_o + f_so
-        node = self.node(torch.cat([f_s, f_o], dim=-1))  # [R,N,E]
+        node = self.node(self.drop(torch.cat([f_s, f_o], dim=-1)))  # [R,N,E]
         f_l1, _ = self.lstm_frame(node)  # [R,N,H]
         rel_parts = [g_s, g_p, g_o] if (c.uses_predicate and c.relation_context_predicate) else [g_s, g_o]
         f_rel = self.relation_context(torch.cat(rel_parts, dim=-1))  # [R,H]
