@@ -61,7 +61,7 @@ def test_scene_statistics_over_many_videos():
 
 
 def test_frame_count_and_fps_ranges():
-    anns = _scenes(12, 30)
+    anns = _scenes(12, 20)
     assert all(60 <= a.frame_count <= 600 for a in anns)
     assert all(10 <= a.fps <= 30 for a in anns)
 
