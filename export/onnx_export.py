@@ -1,0 +1,246 @@
+"""Export the encoder of a ``VRGVModel`` to two ONNX graphs, check them, and optionally fp16/simplify them.
+
+``encoder_video.onnx``: boxes_norm [N,M,5], features [N,M,D] -> region_emb [N,M,E] (N, M fixed; run once
+per video). ``encoder_relation.onnx``: region_emb [N,M,E], query_ids i64 [R,5] -> alpha_s, alpha_o [R,N,M],
+beta1 [R,N], beta2 [R,H] with R dynamic; the word-vector table is an initializer inside this graph.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from vrgv.backends.base import RELATION_INPUTS, RELATION_OUTPUTS, VIDEO_INPUTS, VIDEO_OUTPUTS
+from vrgv.errors import BundleError, ConfigError
+from vrgv.vocab import QUERY_LEN
+
+log = logging.getLogger(__name__)
+
+VIDEO_FILE = "encoder_video.onnx"
+RELATION_FILE = "encoder_relation.onnx"
+MAX_R = 4096  # upper bound given to torch.export for the dynamic relation batch
+
+
+@dataclass(frozen=True)
+class EncoderShapes:
+    """Fixed sizes of one bundle: N sampled frames, clip length L, M regions, D features, E embedding."""
+
+    num_samples: int
+    clip_length: int
+    num_regions: int
+    feature_dim: int
+    embed_dim: int
+
+    @property
+    def num_clips(self) -> int:
+        return self.num_samples // self.clip_length
+
+
+def encoder_shapes(model: nn.Module) -> EncoderShapes:
+    """Read N, L, M, D from ``model.config`` and probe E with one forward on zeros."""
+    c = model.config
+    n, m, d = int(c.num_frames), int(c.num_regions), int(c.feature_dim)
+    with torch.inference_mode():
+        emb = model.embed_regions(torch.zeros(1, m, 5), torch.zeros(1, m, d))
+    return EncoderShapes(n, int(c.clip_len), m, d, int(emb.shape[-1]))
+
+
+class VideoGraph(nn.Module):
+    """The per-video part: regions -> region embeddings."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, boxes_norm: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        return self.model.embed_regions(boxes_norm, features)
+
+
+class RelationGraph(nn.Module):
+    """The per-relation part: region embeddings + token ids -> spatial and temporal attention."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, region_emb: torch.Tensor, query_ids: torch.Tensor):
+        return tuple(self.model.attend(region_emb, query_ids))
+
+
+def export_encoder(model: nn.Module, out_dir: Path, *, opset: int = 17, exporter: str = "auto") -> dict[str, Path]:
+    """Write ``encoder_video.onnx`` and ``encoder_relation.onnx`` into ``out_dir``, each checked.
+
+    ``exporter``: "dynamo" (torch.export), "torchscript", or "auto" (dynamo, then TorchScript). A candidate
+    graph is kept only if it passes ``onnx.checker`` and reproduces the module on the example inputs and
+    on R=1, so a silently wrong export (seen with the TorchScript exporter on batched einsums) falls through.
+    """
+    if not 14 <= opset <= 23:
+        raise ConfigError(f"opset {opset} is unsupported; use 14..23 (default 17)")
+    if exporter not in ("auto", "torchscript", "dynamo"):
+        raise ConfigError(f"exporter {exporter!r} is unknown; use 'auto', 'torchscript' or 'dynamo'")
+    order = {"auto": ["dynamo", "torchscript"],
+             "torchscript": ["torchscript"], "dynamo": ["dynamo"]}[exporter]
+    model = model.eval()
+    s = encoder_shapes(model)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(0)
+    boxes = torch.rand(s.num_samples, s.num_regions, 5, generator=gen)
+    feats = torch.rand(s.num_samples, s.num_regions, s.feature_dim, generator=gen)
+    emb = torch.rand(s.num_samples, s.num_regions, s.embed_dim, generator=gen)
+    # varied token ids with 1-3 predicate words (0-padded), like Vocabulary.encode_query output
+    ids = torch.tensor([[4, 5, 0, 0, 6], [7, 8, 9, 0, 4], [5, 6, 7, 8, 9]], dtype=torch.int64)
+    ids = torch.where(ids > 0, 4 + ids % max(1, int(model.config.vocab_size) - 4), ids)
+    return {
+        "video": _export(VideoGraph(model), (boxes, feats), out_dir / VIDEO_FILE, VIDEO_INPUTS, VIDEO_OUTPUTS,
+                         opset, None, order),
+        "relation": _export(RelationGraph(model), (emb, ids), out_dir / RELATION_FILE, RELATION_INPUTS,
+                            RELATION_OUTPUTS, opset, "R", order),
+    }
+
+
+def _export(module: nn.Module, args: tuple, path: Path, inputs: tuple[str, ...], outputs: tuple[str, ...],
+            opset: int, dynamic: str | None, order: list[str]) -> Path:
+    """Export with the first exporter in ``order`` whose graph passes ``check_graph``."""
+    failures = []
+    for exporter in order:
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                if exporter == "dynamo":
+                    _export_dynamo(module, args, path, inputs, outputs, opset, dynamic)
+                else:
+                    _export_torchscript(module, args, path, inputs, outputs, opset, dynamic)
+            check_graph(path)
+            _self_check(module, args, path, inputs, outputs, dynamic)
+            log.debug("exported %s with the %s exporter (opset %d)", path.name, exporter, opset)
+            return path
+        except Exception as exc:  # each exporter raises its own types; the next one may succeed
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("%s exporter failed for %s: %s", exporter, path.name, first)
+            failures.append(f"{exporter}: {first}")
+    raise BundleError(f"could not export {path.name} at opset {opset} ({'; '.join(failures)}); try another "
+                      f"--opset (18 uses torch.export natively) or report the model config")
+
+
+def _export_torchscript(module: nn.Module, args: tuple, path: Path, inputs: tuple[str, ...],
+                        outputs: tuple[str, ...], opset: int, dynamic: str | None) -> None:
+    axes = {name: {0: dynamic} for name in (inputs[1], *outputs)} if dynamic else None
+    torch.onnx.export(module, args, str(path), input_names=list(inputs), output_names=list(outputs),
+                      opset_version=opset, dynamo=False, dynamic_axes=axes, do_constant_folding=True)
+
+
+def _export_dynamo(module: nn.Module, args: tuple, path: Path, inputs: tuple[str, ...],
+                   outputs: tuple[str, ...], opset: int, dynamic: str | None) -> None:
+    import inspect
+
+    shapes = None
+    if dynamic:  # torch.export keys dynamic shapes by the forward's parameter names
+        params = list(inspect.signature(module.forward).parameters)
+        shapes = {params[0]: None, params[1]: {0: torch.export.Dim(dynamic, min=1, max=MAX_R)}}
+    program = torch.onnx.export(module, args, input_names=list(inputs), output_names=list(outputs),
+                                opset_version=opset, dynamo=True, external_data=False, dynamic_shapes=shapes,
+                                verbose=False)
+    program.save(str(path), external_data=False)
+    if opset < 18:
+        model = onnx.load(str(path))
+        if _split_to_opset13(model):
+            onnx.save(model, str(path))
+
+
+def _split_to_opset13(model: onnx.ModelProto) -> bool:
+    """Rewrite opset-18 ``Split(num_outputs=k)`` left by the down-conversion into ``Split(x, sizes)``.
+
+    Sizes come from the outputs' static shapes; returns whether anything changed (ValueError if the sizes
+    are unknown, so the caller moves on to the next exporter).
+    """
+    shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+              for v in (*model.graph.value_info, *model.graph.output)}
+    changed = False
+    for node in model.graph.node:
+        attrs = {a.name: a for a in node.attribute}
+        if node.op_type != "Split" or "num_outputs" not in attrs:
+            continue
+        axis = attrs["axis"].i if "axis" in attrs else 0
+        sizes = [(shapes.get(o) or [])[axis:axis + 1] for o in node.output] if axis >= 0 else []
+        if not sizes or any(len(x) != 1 or x[0] is None for x in sizes):
+            raise ValueError(f"Split {node.name}: output sizes along axis {axis} are unknown")
+        name = f"{node.name}_sizes"
+        model.graph.initializer.append(numpy_helper.from_array(np.array([x[0] for x in sizes], np.int64), name))
+        node.input.append(name)
+        node.attribute.remove(attrs["num_outputs"])
+        changed = True
+    return changed
+
+
+def _self_check(module: nn.Module, args: tuple, path: Path, inputs: tuple[str, ...], outputs: tuple[str, ...],
+                dynamic: str | None, atol: float = 1e-4) -> None:
+    """Run the graph in ONNX Runtime on ``args`` (and on R=1 for the dynamic graph) against the module."""
+    import onnxruntime as ort
+
+    from vrgv.backends.onnxruntime_backend import optimization_level
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.graph_optimization_level = optimization_level(ort)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    cases = [args] + ([(args[0], args[1][:1])] if dynamic else [])
+    for case in cases:
+        with torch.no_grad():
+            ref = module(*case)
+        ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)
+        got = session.run(list(outputs), {n: t.numpy() for n, t in zip(inputs, case)})
+        for name, a, b in zip(outputs, got, ref):
+            if a.shape != tuple(b.shape) or not np.allclose(a, b.numpy(), atol=atol, rtol=0):
+                raise ValueError(f"{name} differs from PyTorch (shape {list(a.shape)} vs {list(b.shape)})")
+
+
+def check_graph(path: Path) -> None:
+    """``onnx.checker.check_model(full_check=True)``; BundleError naming the file on failure."""
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise BundleError(f"exported graph {path.name} fails onnx.checker ({exc}); report this with the model "
+                          f"config - the export is unusable") from None
+
+
+def to_fp16(src: Path, dst: Path) -> Path:
+    """Float16 weights and compute, float32 inputs/outputs (ONNX Runtime's converter), then checked."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    OnnxModel(model).topological_sort()
+    onnx.save(model, str(dst))
+    check_graph(dst)
+    return dst
+
+
+def simplify(path: Path) -> str:
+    """Simplify a graph in place with onnxslim or onnxsim (whichever is installed); returns the tool."""
+    model = onnx.load(str(path))
+    try:
+        import onnxslim
+
+        simplified: Any = onnxslim.slim(model)
+        tool = "onnxslim"
+    except ImportError:
+        try:
+            import onnxsim
+        except ImportError:
+            raise ConfigError("--simplify needs onnxslim or onnxsim; install one (`pip install onnxslim`) "
+                              "or export without --simplify") from None
+        simplified, ok = onnxsim.simplify(model)
+        if not ok:
+            raise BundleError(f"onnxsim could not validate the simplified {path.name}; export without --simplify")
+        tool = "onnxsim"
+    onnx.save(simplified, str(path))
+    check_graph(path)
+    return tool

@@ -1,0 +1,194 @@
+"""Export of the encoder to ONNX bundles: graph checks, parity with PyTorch, fp16, CLI and error paths."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+pytest.importorskip("vrgv.training.model")
+
+from _export_helpers import small_model  # noqa: E402
+
+from vrgv.bundle import Bundle  # noqa: E402
+from vrgv.errors import BackendError, BundleError, ConfigError  # noqa: E402
+from vrgv.export import export_bundle  # noqa: E402
+from vrgv.export.onnx_export import export_encoder, simplify  # noqa: E402
+from vrgv.export.parity import check_parity  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VRGV_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _tiny_detector(folder: Path) -> Path:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["boxes"])], "det",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["B", 64, 96, 3])],
+        [helper.make_tensor_value_info("boxes", TensorProto.UINT8, ["B", 64, 96, 3])])
+    folder.mkdir()
+    onnx.save(helper.make_model(graph), str(folder / "detector.onnx"))
+    (folder / "config.json").write_text(json.dumps({"detector": {"num_regions": 5}}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One full export (fp16, detector, metrics) to a folder and a zip of it; reused by most tests."""
+    model, vocab, meta = small_model()
+    root = tmp_path_factory.mktemp("export")
+    det = _tiny_detector(root / "det")
+    result = export_bundle((model, vocab, meta), root / "small.vrgv", fp16=True, metrics={"AccS": 0.25},
+                           detector=det)
+    return model, vocab, result, det
+
+
+def test_bundle_layout_and_manifest(exported):
+    model, vocab, result, _ = exported
+    bundle = Bundle.load(result.path)
+    m = bundle.manifest
+    assert set(m.files) == {"encoder_video.onnx", "encoder_relation.onnx", "encoder_video.fp16.onnx",
+                            "encoder_relation.fp16.onnx", "model.safetensors", "detector.onnx"}
+    assert (m.num_samples, m.clip_length, m.num_regions, m.feature_dim, m.embed_dim) == (12, 4, 5, 8, 16)
+    assert m.model == model.config.to_dict() and m.opset == 17 and m.sigma == 0.04
+    assert bundle.vocabulary.tokens == vocab.tokens
+    assert m.metrics == {"AccR": 0.5, "AccS": 0.25}  # checkpoint metrics merged with the given ones
+    assert m.provenance["training"]["command"] == "pytest small model"
+    assert m.provenance["options"]["fp16"] is True and m.provenance["exported_at"]
+
+
+def test_fp32_parity_within_tolerance_for_each_batch_size(exported):
+    _, _, result, _ = exported
+    rep = result.parity["fp32"]
+    assert sorted(rep["per_batch"], key=int) == ["1", "7", "32"]
+    for per in rep["per_batch"].values():
+        assert set(per) == {"region_emb", "alpha_s", "alpha_o", "beta1", "beta2"}
+        assert max(per.values()) <= 1e-4
+    # fp16 is measured and recorded, not enforced; it must still be a small error
+    assert 0 < result.parity["fp16"]["max_abs_error"] < 5e-2
+
+
+def test_graph_signatures_dynamic_relation_batch_and_word_vectors_inside(exported):
+    model, _, result, _ = exported
+    video = onnx.load(str(result.path / "encoder_video.onnx"))
+    relation = onnx.load(str(result.path / "encoder_relation.onnx"))
+    onnx.checker.check_model(relation, full_check=True)
+
+    def dims(value_info):
+        return [d.dim_value or d.dim_param for d in value_info.type.tensor_type.shape.dim]
+
+    assert [i.name for i in video.graph.input] == ["boxes_norm", "features"]
+    assert [dims(i) for i in video.graph.input] == [[12, 5, 5], [12, 5, 8]]
+    assert [i.name for i in relation.graph.input] == ["region_emb", "query_ids"]
+    assert dims(relation.graph.input[0]) == [12, 5, 16]
+    assert isinstance(dims(relation.graph.input[1])[0], str) and dims(relation.graph.input[1])[1] == 5
+    assert [o.name for o in relation.graph.output] == ["alpha_s", "alpha_o", "beta1", "beta2"]
+    table = model.word_table.weight.detach().numpy()
+    inits = [onnx.numpy_helper.to_array(t) for t in relation.graph.initializer]
+    assert any(a.shape == table.shape and np.array_equal(a, table) for a in inits)
+
+
+def test_relation_graph_runs_for_large_batches(exported):
+    import onnxruntime as ort
+
+    model, vocab, result, _ = exported
+    sess = ort.InferenceSession(str(result.path / "encoder_relation.onnx"), providers=["CPUExecutionProvider"])
+    emb = np.random.default_rng(0).random((12, 5, 16), dtype=np.float32)
+    ids = vocab.encode_query(["person-ride-bicycle"] * 64)
+    a_s, a_o, b1, b2 = sess.run(None, {"region_emb": emb, "query_ids": ids})
+    assert a_s.shape == a_o.shape == (64, 12, 5) and b1.shape == (64, 12) and b2.shape == (64, 3)
+    np.testing.assert_allclose(a_s.sum(-1), 1.0, atol=1e-5)
+    with torch.inference_mode():
+        ref = model.attend(torch.from_numpy(emb), torch.from_numpy(ids))
+    assert max(float(np.abs(a - r.numpy()).max()) for a, r in zip((a_s, a_o, b1, b2), ref)) <= 1e-4
+
+
+def test_parity_detects_a_graph_that_does_not_match_the_model(exported, tmp_path):
+    _, vocab, result, _ = exported
+    other, _, _ = small_model(seed=1)
+    graphs = {"video": result.path / "encoder_video.onnx", "relation": result.path / "encoder_relation.onnx"}
+    with pytest.raises(BundleError, match="parity failed"):
+        check_parity(other, vocab, graphs, sizes=(1,))
+
+
+def test_detector_is_copied_with_its_config(exported):
+    _, _, result, det = exported
+    entry = Bundle.load(result.path).manifest.detector
+    assert entry["file"] == "detector.onnx" and entry["input_size"] == {"height": 64, "width": 96}
+    assert entry["config"] == {"detector": {"num_regions": 5}}
+    assert (result.path / "detector.onnx").read_bytes() == (det / "detector.onnx").read_bytes()
+
+
+def test_zip_output_and_existing_output_refused(exported, tmp_path):
+    from vrgv.export.bundle_writer import finalize
+
+    _, _, result, _ = exported
+    staged = tmp_path / "staged"
+    shutil.copytree(result.path, staged)
+    zipped = finalize(staged, tmp_path / "small.vrgv.zip")
+    assert zipped.manifest.files == Bundle.load(result.path).manifest.files
+    staged.mkdir()
+    with pytest.raises(ConfigError, match="already exists"):
+        finalize(staged, tmp_path / "small.vrgv.zip")
+    with pytest.raises(ConfigError, match="already exists"):
+        export_bundle(small_model(), result.path)
+
+
+def test_trt_export_without_tensorrt_fails_clearly_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(BackendError, match=r"vrgv\[trt\]"):
+        export_bundle(small_model(), tmp_path / "t.vrgv", trt=True, parity_sizes=(1,))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_simplify_without_a_simplifier_is_a_clear_error(exported, tmp_path, monkeypatch):
+    _, _, result, _ = exported
+    copy = tmp_path / "g.onnx"
+    copy.write_bytes((result.path / "encoder_video.onnx").read_bytes())
+    monkeypatch.setitem(sys.modules, "onnxslim", None)
+    monkeypatch.setitem(sys.modules, "onnxsim", None)
+    with pytest.raises(ConfigError, match="onnxslim or onnxsim"):
+        simplify(copy)
+
+
+def test_cli_export_from_checkpoint_folder(tmp_path, capsys):
+    from vrgv.cli import main
+    from vrgv.training.checkpoint import save_checkpoint
+
+    model, vocab, meta = small_model()
+    save_checkpoint(model, vocab, tmp_path / "ckpt", meta)
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"AccO": 0.75}))
+    out = tmp_path / "cli.vrgv"
+    rc = main(["export", "--checkpoint", str(tmp_path / "ckpt"), "--out", str(out), "--metrics", str(metrics),
+               "--json"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["parity"]["fp32"]["max_abs_error"] <= 1e-4
+    m = Bundle.load(out).manifest
+    assert m.metrics["AccO"] == 0.75 and m.provenance["checkpoint"] == str((tmp_path / "ckpt").resolve())
+    assert main(["export", "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "x.vrgv")]) == 2
+
+
+@pytest.mark.slow
+def test_opset_18_uses_torch_export_and_keeps_parity(tmp_path):
+    model, vocab, _ = small_model()
+    graphs = export_encoder(model, tmp_path, opset=18)
+    assert onnx.load(str(graphs["relation"])).opset_import[0].version == 18
+    assert check_parity(model, vocab, graphs, sizes=(1, 7)).max_error <= 1e-4
+
+
+def test_bad_opset_is_rejected(tmp_path):
+    model, _, _ = small_model()
+    with pytest.raises(ConfigError, match="opset"):
+        export_encoder(model, tmp_path, opset=9)
