@@ -128,12 +128,14 @@ def numba_compile_times() -> dict[str, float]:
 
 
 def machine() -> list[str]:
-    cpu = "unknown"
+    cpu, isa = "unknown", "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == "unknown":
                 cpu = line.split(":", 1)[1].strip()
-                break
+            if line.startswith("flags") and isa == "unknown":
+                flags = set(line.split(":", 1)[1].split())
+                isa = ", ".join(f for f in ("avx2", "fma", "avx512f") if f in flags) or "baseline x86-64"
     except OSError:
         pass
     try:
@@ -147,6 +149,7 @@ def machine() -> list[str]:
     return [
         f"- CPU: {cpu}, {os.cpu_count()} logical cores visible; load average at start {load[0]:.2f} "
         "(machine shared with other jobs: absolute numbers are noisy, compare rows of one run)",
+        f"- vector ISA: {isa} (the C++ hot loop has avx512f / avx2 / baseline clones, picked at load time)",
         f"- OS: {platform.platform()}; Python {platform.python_version()}",
         f"- numpy {np.__version__}, numba {numba.__version__}, pybind11 {pybind11.__version__}, compiler: {gxx}",
         f"- backends available: {', '.join(L.available_backends())}; OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}",

@@ -35,6 +35,7 @@ def _segment_bounds(beta, threshold, max_gap):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _keep_distinct(seg, frame_ids):  # pragma: no cover - compiled
+    """Step 3: drop indices repeating the previous kept frame id."""
     kept = np.empty(seg.shape[0], np.int64)
     k = 0
     for j in range(seg.shape[0]):
@@ -162,6 +163,7 @@ def _viterbi_pair(boxes, areas, alpha_s, alpha_o, kept, frame_ids, iou_weight): 
 
 @njit(cache=True)
 def _interpolate(boxes, kept, path, frame_ids):  # pragma: no cover - compiled
+    """Step 7 (eq. 14): one box per real frame between the first and last kept frame."""
     k_len = kept.shape[0]
     f0 = frame_ids[kept[0]]
     length = frame_ids[kept[k_len - 1]] - f0 + 1
