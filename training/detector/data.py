@@ -133,3 +133,20 @@ def make_targets(sample: FrameSample, width: int, height: int, stride: int = 4, 
         labels[k] = sample.labels[i]
         mask[k] = 1.0
     return {"heatmap": heat, "ind": ind, "log_size": log_size, "offset": offset, "boxes": boxes, "labels": labels, "mask": mask}
+
+
+def crop_sample(sample: FrameSample, width: int, height: int, rng: np.random.Generator,
+                min_visible: float = 0.4) -> FrameSample:
+    """Random width×height crop (training is fully convolutional); keeps boxes ≥ ``min_visible`` inside, clipped."""
+    H, W = sample.image.shape[:2]
+    x0 = int(rng.integers(0, W - width + 1)) if W > width else 0
+    y0 = int(rng.integers(0, H - height + 1)) if H > height else 0
+    img = sample.image[y0 : y0 + height, x0 : x0 + width]
+    b = sample.boxes - np.array([x0, y0, x0, y0], np.float32)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    c = b.copy()
+    c[:, [0, 2]] = c[:, [0, 2]].clip(0, img.shape[1])
+    c[:, [1, 3]] = c[:, [1, 3]].clip(0, img.shape[0])
+    vis = (c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1])
+    keep = vis >= min_visible * np.maximum(area, 1e-6)
+    return FrameSample(np.ascontiguousarray(img), c[keep], sample.labels[keep])

@@ -24,8 +24,9 @@ class DetectorConfig:
     input_width: int = 320
     input_height: int = 240
     stride: int = 4
-    channels: tuple[int, ...] = (16, 32, 64, 96)
-    head_channels: int = 48
+    channels: tuple[int, ...] = (16, 24, 48, 64)
+    head_channels: int = 32
+    head_mid: int = 48
     feature_dim: int = 64
     num_regions: int = 40
     pool_grid: int = 3
@@ -61,21 +62,17 @@ def _conv(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-def _head(cin: int, mid: int, cout: int, bias: float = 0.0) -> nn.Sequential:
-    last = nn.Conv2d(mid, cout, 1)
-    nn.init.constant_(last.bias, bias)
-    return nn.Sequential(nn.Conv2d(cin, mid, 3, 1, 1), nn.ReLU(inplace=True), last)
-
-
 class RegionDetector(nn.Module):
-    """Backbone + top-down neck at stride 4, heads: heatmap, log box size, centre offset, embedding."""
+    """Backbone + top-down neck at stride 4, one shared 3×3 head conv, then 1×1 outputs: heatmap logit,
+    log box size (2), centre offset (2) and the D-dim embedding map. Fully convolutional: it trains on
+    crops and runs at the fixed export size."""
 
     def __init__(self, config: DetectorConfig) -> None:
         super().__init__()
         self.config = config
         c0, c1, c2, c3 = config.channels
         h = config.head_channels
-        self.stem = nn.Sequential(_conv(3, c0, 2), _conv(c0, c0))
+        self.stem = _conv(3, c0, 2)
         self.s4 = nn.Sequential(_conv(c0, c1, 2), _conv(c1, c1))
         self.s8 = nn.Sequential(_conv(c1, c2, 2), _conv(c2, c2))
         self.s16 = nn.Sequential(_conv(c2, c3, 2), _conv(c3, c3), _conv(c3, c3))
@@ -83,10 +80,11 @@ class RegionDetector(nn.Module):
         self.lat8 = nn.Conv2d(c2, h, 1)
         self.lat4 = nn.Conv2d(c1, h, 1)
         self.smooth = _conv(h, h)
-        self.heatmap = _head(h, h, 1, bias=-2.19)
-        self.size = _head(h, h, 2)
-        self.offset = _head(h, h, 2)
-        self.embed = _head(h, h, config.feature_dim)
+        self.head = nn.Sequential(nn.Conv2d(h, config.head_mid, 3, 1, 1), nn.ReLU(inplace=True))
+        self.out = nn.Conv2d(config.head_mid, 5 + config.feature_dim, 1)
+        with torch.no_grad():
+            self.out.bias.zero_()
+            self.out.bias[0] = -2.19  # CenterNet prior: sigmoid ≈ 0.1
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255.0, persistent=False)
 
@@ -102,22 +100,22 @@ class RegionDetector(nn.Module):
         p = self.lat16(f16)
         p = self.lat8(f8) + F.interpolate(p, scale_factor=2.0, mode="nearest")
         p = self.lat4(f4) + F.interpolate(p, scale_factor=2.0, mode="nearest")
-        p = self.smooth(p)
+        o = self.out(self.head(self.smooth(p)))
         return {
-            "heatmap": self.heatmap(p),
-            "size": self.size(p).clamp(-2.0, self.config.max_log_size),
-            "offset": self.offset(p),
-            "embed": self.embed(p),
+            "heatmap": o[:, 0:1],
+            "size": o[:, 1:3].clamp(-2.0, self.config.max_log_size),
+            "offset": o[:, 3:5],
+            "embed": o[:, 5:],
         }
 
     def pool(self, embed: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Mean of ``embed`` [B,D,h,w] on a G×G grid inside ``boxes`` [B,K,4] (input pixels) → L2-normed [B,K,D]."""
-        g = self.config.pool_grid
+        g, stride = self.config.pool_grid, self.config.stride
         frac = (torch.arange(g, dtype=boxes.dtype, device=boxes.device) + 0.5) / g  # cell centres
         x1, y1, x2, y2 = boxes.unbind(-1)
         xs = x1.unsqueeze(-1) + (x2 - x1).unsqueeze(-1) * frac  # [B,K,G]
         ys = y1.unsqueeze(-1) + (y2 - y1).unsqueeze(-1) * frac
-        W, H = float(self.config.input_width), float(self.config.input_height)
+        W, H = float(embed.shape[3] * stride), float(embed.shape[2] * stride)
         gx = (xs / W * 2.0 - 1.0).unsqueeze(-2).expand(-1, -1, g, g)  # [B,K,G(y),G(x)]
         gy = (ys / H * 2.0 - 1.0).unsqueeze(-1).expand(-1, -1, g, g)
         grid = torch.stack([gx, gy], dim=-1).flatten(2, 3)  # [B,K,G*G,2]
@@ -141,7 +139,7 @@ class RegionDetector(nn.Module):
         size = torch.exp(torch.gather(maps["size"].reshape(b, 2, h * w), 2, gather_idx)) * cfg.stride
         cx = (xs + 0.5 + off[:, 0]) * cfg.stride
         cy = (ys + 0.5 + off[:, 1]) * cfg.stride
-        W, H = float(cfg.input_width), float(cfg.input_height)
+        W, H = float(w * cfg.stride), float(h * cfg.stride)
         boxes = torch.stack(
             [
                 (cx - size[:, 0] / 2).clamp(0.0, W),

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vrgv.training.detector.data import FrameSample, letterbox_sample, load_split_frames, make_targets
+from vrgv.training.detector.data import FrameSample, crop_sample, letterbox_sample, load_split_frames, make_targets
 from vrgv.training.detector.model import CosineClassifier, DetectorConfig, RegionDetector
+from vrgv.training.detector.prepare import load_cache
 
 log = logging.getLogger("vrgv.training.detector")
 
@@ -68,10 +69,15 @@ def compute_losses(model: RegionDetector, classifier: CosineClassifier, images: 
     return {"heatmap": hm, "size": size, "offset": off, "class": ce, "total": hm + size + off + 0.5 * ce, "class_acc": acc}
 
 
-def make_batch(samples: list[FrameSample], cfg: DetectorConfig, rng: np.random.Generator, augment: bool):
+def make_batch(samples: list[FrameSample], cfg: DetectorConfig, rng: np.random.Generator, augment: bool,
+               crop: tuple[int, int] | None = None):
+    """Letterboxed (and when training: flipped, down-scaled, cropped) images with their CenterNet targets."""
     lb = [letterbox_sample(s, cfg.input_width, cfg.input_height, rng, jitter=0.35 if augment else 0.0, flip=augment)
           for s in samples]
-    tg = [make_targets(s, cfg.input_width, cfg.input_height, cfg.stride) for s in lb]
+    if crop is not None:
+        lb = [crop_sample(s, crop[0], crop[1], rng) for s in lb]
+    w, h = crop if crop is not None else (cfg.input_width, cfg.input_height)
+    tg = [make_targets(s, w, h, cfg.stride) for s in lb]
     images = torch.from_numpy(np.stack([s.image for s in lb]))
     targets = {k: torch.from_numpy(np.stack([t[k] for t in tg])) for k in tg[0]}
     return images, targets
@@ -95,7 +101,10 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--train-dir", required=True, help="synthetic split folder (videos/, annotations/)")
+    p.add_argument("--train-dir", help="synthetic split folder (videos/, annotations/)")
+    p.add_argument("--train-cache", nargs="*", default=[],
+                   help="frame cache file(s) or glob(s) written by detector.prepare; globs are re-scanned at each "
+                        "checkpoint so training can start while shards are still being written")
     p.add_argument("--val-dir", help="split folder for a quick held-out loss at each checkpoint")
     p.add_argument("--out", required=True, help="output folder (detector.safetensors, config.json, detector.onnx)")
     p.add_argument("--minutes", type=float, default=25.0, help="training time budget")
@@ -107,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-videos", type=int, default=None)
     p.add_argument("--input-size", default="320x240", help="detector input WxH (multiples of 16)")
     p.add_argument("--feature-dim", type=int, default=64)
+    p.add_argument("--crop", default="192x160", help="train on random WxH crops (multiples of 16; 'none': full frames)")
     p.add_argument("--checkpoint-every", type=float, default=120.0, help="seconds between checkpoints")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
@@ -121,9 +131,19 @@ def main(argv: list[str] | None = None) -> int:
 
     class_names = Vocabulary.default().objects
     w, h = parse_size(args.input_size)
+    crop = None if args.crop.lower() == "none" else parse_size(args.crop)
+    if crop is not None:
+        crop = (min(crop[0], w), min(crop[1], h))
     cfg = DetectorConfig(input_width=w, input_height=h, feature_dim=args.feature_dim, class_names=class_names)
     t0 = time.time()
-    train = load_split_frames(args.train_dir, class_names, frames_per_video=args.frames_per_video, max_videos=args.max_videos)
+    if not args.train_dir and not args.train_cache:
+        p.error("give --train-dir and/or --train-cache")
+    train = []
+    if args.train_dir:
+        train += load_split_frames(args.train_dir, class_names, frames_per_video=args.frames_per_video,
+                                   max_videos=args.max_videos)
+    loaded: set[str] = set()
+    train += load_new_caches(args.train_cache, loaded)
     val = load_split_frames(args.val_dir, class_names, frames_per_video=2, max_videos=64) if args.val_dir else []
     log.info("loaded %d train / %d val frames in %.0fs", len(train), len(val), time.time() - t0)
 
@@ -134,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.minutes * 60.0
     start = last_ckpt = time.time()
     step = 0
-    meta = {"train_dir": str(args.train_dir), "train_frames": len(train), "batch": args.batch, "lr": args.lr}
+    meta = {"train_dir": args.train_dir, "train_cache": args.train_cache, "train_frames": len(train), "batch": args.batch, "lr": args.lr}
     running: dict[str, float] = {}
     while True:
         elapsed = time.time() - start
@@ -145,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr
         idx = rng.choice(len(train), size=min(args.batch, len(train)), replace=False)
-        images, targets = make_batch([train[i] for i in idx], cfg, rng, augment=True)
+        images, targets = make_batch([train[i] for i in idx], cfg, rng, augment=True, crop=crop)
         model.train()
         losses = compute_losses(model, classifier, images, targets, gen)
         opt.zero_grad(set_to_none=True)
@@ -159,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         if step % 25 == 0:
             log.info("step %d %.0fs lr %.2e %s", step, elapsed, lr, " ".join(f"{k} {v:.3f}" for k, v in running.items()))
         if time.time() - last_ckpt > args.checkpoint_every:
+            new = load_new_caches(args.train_cache, loaded)
+            if new:
+                train += new
+                log.info("added %d frames from new cache shards (%d frames)", len(new), len(train))
+            meta["train_frames"] = len(train)
             meta.update(step=step, seconds=round(time.time() - start), running={k: round(v, 4) for k, v in running.items()})
             if val:
                 meta["val"] = evaluate_loss(model, classifier, val, cfg, gen)
@@ -179,6 +204,19 @@ def main(argv: list[str] | None = None) -> int:
         imgs = np.stack([make_batch([s], cfg, rng, augment=False)[0][0].numpy() for s in (val or train)[:4]])
         log.info("exported %s, ORT parity %s", onnx_path, check_parity(model, onnx_path, imgs))
     return 0
+
+
+def load_new_caches(patterns: list[str], loaded: set[str]) -> list[FrameSample]:
+    """Frame samples of cache files matching ``patterns`` that are not in ``loaded`` (which is updated)."""
+    import glob
+
+    out: list[FrameSample] = []
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern)) or ([pattern] if Path(pattern).is_file() else []):
+            if path not in loaded and not Path(path).name.startswith("."):
+                out += load_cache(path)
+                loaded.add(path)
+    return out
 
 
 def evaluate_loss(model: RegionDetector, classifier: CosineClassifier, samples: list[FrameSample],
