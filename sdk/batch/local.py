@@ -197,6 +197,8 @@ class LocalEngine:
                         if isinstance(regions, str):  # an error message from loading
                             records = failed_task(task, regions)
                             summary.videos_failed += 1
+                            if payload == task.cache_path:  # a damaged cache entry: extract afresh next time
+                                Path(payload).unlink(missing_ok=True)
                         else:
                             records = ground_task(self.grounder, task, regions)
                             if kind == "path" and payload != task.cache_path and payload != task.regions_path:
