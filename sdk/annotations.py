@@ -97,7 +97,7 @@ class VideoAnnotation:
                 relations.append(inst)
         except AnnotationError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: 1e400 frame ids
             raise AnnotationError(
                 f"annotation {source} does not follow the VidVRD/VidOR format ({type(exc).__name__}: {exc})"
             ) from None
@@ -114,7 +114,7 @@ class VideoAnnotation:
             raise AnnotationError(f"annotation file {str(path)!r} does not exist or is not a file")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: [[[[...]]]]
             raise AnnotationError(f"annotation file {str(path)!r} is not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise AnnotationError(f"annotation file {str(path)!r} must hold a JSON object")
