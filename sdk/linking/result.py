@@ -18,7 +18,9 @@ class LinkResult:
     """One linked segment: subject/object boxes per real frame, Viterbi scores, and the fallback flag.
 
     ``kept_indices`` int64 [K] are the sampled-frame indices the path visits; ``sub_indices`` and
-    ``obj_indices`` int64 [K] the box chosen at each. ``score = (sub_score + obj_score) / 2``.
+    ``obj_indices`` int64 [K] the box chosen at each. ``score = (sub_score + obj_score) / 2``; sub/obj scores are
+    the Viterbi path scores divided by K - 1, except for a single-frame fallback (K = 1), where they are the
+    subject's and object's largest attention values at that frame.
     """
 
     start_fid: int
