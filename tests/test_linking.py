@@ -61,14 +61,14 @@ def test_missing_cpp_extension_is_reported(monkeypatch) -> None:
     from vrgv.linking import cpp
 
     monkeypatch.setattr(cpp, "_ext", None)
-    L.available_backends.cache_clear()
+    L._works.cache_clear()
     try:
         assert "cpp" not in L.available_backends() and "numpy" in L.available_backends()
         with pytest.raises(BackendError, match="'cpp' is not available"):
             L.resolve_backend("cpp")
         assert L.resolve_backend("auto") != "cpp"
     finally:
-        L.available_backends.cache_clear()
+        L._works.cache_clear()
 
 
 def test_numba_warmup_returns_seconds() -> None:

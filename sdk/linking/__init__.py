@@ -25,37 +25,41 @@ log = logging.getLogger("vrgv.linking")
 
 
 @lru_cache(maxsize=None)
+def _works(name: str) -> bool:
+    """Whether backend ``name`` imports here (numba's import takes about a second, so it is checked lazily)."""
+    if name == "cpp":
+        from vrgv.linking import cpp
+
+        return cpp.available()
+    if name == "numba":
+        try:
+            import vrgv.linking.numba_impl  # noqa: F401
+        except Exception as exc:  # pragma: no cover - numba missing or broken
+            log.debug("numba linking backend unavailable: %s", exc)
+            return False
+        return True
+    return name == "numpy"
+
+
 def available_backends() -> tuple[str, ...]:
     """The subset of ("cpp", "numba", "numpy") that works here, in preference order."""
-    found = []
-    from vrgv.linking import cpp
-
-    if cpp.available():
-        found.append("cpp")
-    try:
-        import vrgv.linking.numba_impl  # noqa: F401
-    except Exception as exc:  # pragma: no cover - numba missing or broken
-        log.debug("numba linking backend unavailable: %s", exc)
-    else:
-        found.append("numba")
-    found.append("numpy")
-    return tuple(found)
+    return tuple(name for name in BACKENDS if _works(name))
 
 
 _announced: set[str] = set()
 
 
 def resolve_backend(backend: str = "auto") -> str:
-    """Name of the backend ``backend`` selects; "auto" = first of ``available_backends()`` (logged once)."""
+    """Name of the backend ``backend`` selects; "auto" = the first that works of cpp, numba, numpy (logged once)."""
     if backend == "auto":
-        name = available_backends()[0]
+        name = next(b for b in BACKENDS if _works(b))
         if name not in _announced:
             _announced.add(name)
-            log.info("linking backend: %s (available: %s)", name, ", ".join(available_backends()))
+            log.info("linking backend: %s", name)
         return name
     if backend not in BACKENDS:
         raise BackendError(f"unknown linking backend {backend!r}; choose one of 'auto', {', '.join(map(repr, BACKENDS))}")
-    if backend not in available_backends():
+    if not _works(backend):
         raise BackendError(
             f"linking backend {backend!r} is not available here (available: {', '.join(available_backends())}); "
             "use backend='auto' or install the missing piece (numba, or a C++ compiler for 'cpp')"
