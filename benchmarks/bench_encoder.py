@@ -1,0 +1,157 @@
+"""Attention latency of one video for R relations: PyTorch eager vs ONNX Runtime fp32 (CPU), from one bundle.
+
+Exports a bundle (from ``--checkpoint``, or a randomly initialised model with the sizes of
+``training/configs/<--config>.json``; latency does not depend on the weights), loads it on both backends
+with the same thread count, and times ``attend(region_emb, query_ids)`` for each R (median and p99 over
+``--iters`` runs after warm-up). Targets (issue 6): ORT >= 1.5x faster than eager at R=1; R=24 <= 4x R=1.
+
+    .venv/bin/python benchmarks/bench_encoder.py --threads 1,2 --out benchmarks/reports/encoder.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _model(args: argparse.Namespace):
+    """(model, vocab, meta, description) from a checkpoint or a random model of a named config."""
+    import torch
+
+    from vrgv.training.config import ModelConfig
+    from vrgv.training.model import VRGVModel
+    from vrgv.vocab import Vocabulary
+
+    if args.checkpoint:
+        from vrgv.training.checkpoint import load_checkpoint
+
+        model, vocab, meta = load_checkpoint(args.checkpoint)
+        return model, vocab, meta, f"checkpoint {args.checkpoint}"
+    cfg = json.loads((REPO / "training" / "configs" / f"{args.config}.json").read_text())["model"]
+    sizes = {k: v for k, v in cfg.items() if k != "dropout"}
+    vocab = Vocabulary.default()
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=len(vocab), feature_dim=args.feature_dim, **sizes)
+    return VRGVModel(config).eval(), vocab, {}, f"random-init VRGVModel, training/configs/{args.config}.json sizes"
+
+
+def _time(fn, iters: int, warmup: int) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    out = np.empty(iters)
+    for i in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        out[i] = time.perf_counter() - t0
+    return out * 1e3
+
+
+def _machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{cpu}, {os.cpu_count()} logical CPUs, Linux {platform.release()}, load average at start {load:.1f}"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="checkpoint folder (default: random model of --config)")
+    p.add_argument("--config", default="default", help="training/configs/NAME.json for the model sizes")
+    p.add_argument("--feature-dim", type=int, default=64, help="region feature size D (built-in detector: 64)")
+    p.add_argument("--sizes", default="1,8,24,64", help="relation batch sizes R")
+    p.add_argument("--threads", default="1", help="intra-op threads for both backends; a list (1,2) gives one table each")
+    p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--out", help="write a markdown report here (and a .json beside it)")
+    args = p.parse_args()
+
+    import onnxruntime
+    import torch
+
+    from vrgv.backends import load_backend
+    from vrgv.export import export_bundle
+    from vrgv.export.parity import random_queries, random_regions
+
+    model, vocab, meta, source = _model(args)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    thread_counts = [int(t) for t in str(args.threads).split(",")]
+    c = model.config
+    lines = [
+        "# Encoder attention latency: PyTorch eager vs ONNX Runtime fp32 (CPU)",
+        "",
+        f"- command: `{' '.join(['.venv/bin/python', 'benchmarks/bench_encoder.py', *sys.argv[1:]])}`",
+        f"- machine: {_machine()} (shared with other jobs; numbers are noisy)",
+        f"- versions: torch {torch.__version__}, onnxruntime {onnxruntime.__version__}",
+        f"- model: {source}; N={c.num_frames}, L={c.clip_len}, M={c.num_regions}, D={c.feature_dim}, "
+        f"E={c.region_dim}, A={c.attention_dim}, hidden={c.hidden_dim}; {args.iters} timed runs after "
+        f"{args.warmup} warm-up, backends timed alternately per R",
+    ]
+    summary = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        result = export_bundle((model, vocab, meta), Path(tmp) / "bench.vrgv", parity_sizes=(1, 7, 32))
+        lines.append(f"- export parity (fp32, R in 1/7/32): max |ONNX - PyTorch| = "
+                     f"{result.parity['fp32']['max_abs_error']:.2e}")
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            backends = {name: load_backend(result.path, name, threads=threads) for name in ("torch", "onnxruntime")}
+            m = backends["onnxruntime"].bundle.manifest
+            rng = np.random.default_rng(0)
+            boxes, feats = random_regions(m.num_samples, m.num_regions, m.feature_dim, rng)
+            raw: dict = {name: {} for name in backends}
+            embs = {name: b.embed(boxes, feats) for name, b in backends.items()}
+            for name, backend in backends.items():
+                ms = _time(lambda: backend.embed(boxes, feats), args.iters, args.warmup)
+                raw[name]["embed"] = {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99))}
+            for r in sizes:
+                ids = random_queries(vocab, r, rng)
+                for name, backend in backends.items():
+                    ms = _time(lambda: backend.attend(embs[name], ids), args.iters, args.warmup)
+                    raw[name][r] = {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99))}
+            t_, o_ = raw["torch"], raw["onnxruntime"]
+            speedup_r1 = t_[1]["median_ms"] / o_[1]["median_ms"] if 1 in o_ else float("nan")
+            ratio_24 = o_[24]["median_ms"] / o_[1]["median_ms"] if 24 in o_ and 1 in o_ else float("nan")
+            summary[threads] = {"raw": {k: {str(r): v for r, v in d.items()} for k, d in raw.items()},
+                                "speedup_r1": speedup_r1, "ort_r24_over_r1": ratio_24}
+            lines += [
+                "",
+                f"## threads = {threads}",
+                "",
+                "| R | eager median ms | eager p99 ms | ORT median ms | ORT p99 ms | ORT speed-up | ORT R / R=1 |",
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+                *[f"| {r} | {t_[r]['median_ms']:.2f} | {t_[r]['p99_ms']:.2f} | {o_[r]['median_ms']:.2f} | "
+                  f"{o_[r]['p99_ms']:.2f} | {t_[r]['median_ms'] / o_[r]['median_ms']:.2f}x | "
+                  f"{o_[r]['median_ms'] / o_[sizes[0]]['median_ms']:.2f}x |" for r in sizes],
+                "",
+                f"Per-video `embed` (once per video, median): eager {t_['embed']['median_ms']:.2f} ms, "
+                f"ORT {o_['embed']['median_ms']:.2f} ms.",
+                "",
+                f"- target ORT >= 1.5x eager at R=1: {speedup_r1:.2f}x -> {'met' if speedup_r1 >= 1.5 else 'NOT met'}",
+                f"- target ORT R=24 <= 4x R=1: {ratio_24:.2f}x -> {'met' if ratio_24 <= 4 else 'NOT met'}",
+            ]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report)
+        out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
