@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -115,6 +116,27 @@ py::list link_many_py(const f64& boxes, const f64& alpha_s, const f64& alpha_o, 
     return result;
 }
 
+// x - x is 0 for finite x and NaN for NaN/inf; the integer AND-reduction vectorises (std::isfinite does not).
+VRGV_CLONES bool finite_span(const double* __restrict d, py::ssize_t n) {
+    int ok = 1;
+    for (py::ssize_t i = 0; i < n; ++i) ok &= static_cast<int>((d[i] - d[i]) == 0.0);
+    return ok != 0;
+}
+
+VRGV_CLONES bool ordered_span(const double* __restrict d, py::ssize_t n_boxes) {
+    int ok = 1;
+    for (py::ssize_t i = 0; i < n_boxes; ++i)
+        ok &= static_cast<int>(d[4 * i + 2] >= d[4 * i]) & static_cast<int>(d[4 * i + 3] >= d[4 * i + 1]);
+    return ok != 0;
+}
+
+bool all_finite(const f64& a) { return finite_span(a.data(), a.size()); }
+
+bool corners_ordered(const f64& boxes) {
+    require(boxes.ndim() >= 1 && boxes.shape(boxes.ndim() - 1) == 4, "boxes must end in a 4-axis");
+    return ordered_span(boxes.data(), boxes.size() / 4);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_linking_cpp, mod) {
@@ -126,4 +148,6 @@ PYBIND11_MODULE(_linking_cpp, mod) {
     mod.def("link_many", &link_many_py, py::arg("boxes"), py::arg("alpha_s"), py::arg("alpha_o"), py::arg("beta"),
             py::arg("frame_ids"), py::arg("num_frames"), py::arg("sigma"), py::arg("iou_weight"), py::arg("strict"),
             py::arg("threads") = 0, "Link R relations of one video (alpha [R,N,M], beta [R,N]) on worker threads.");
+    mod.def("all_finite", &all_finite, py::arg("array"), "True when no element is NaN or infinite (one pass).");
+    mod.def("corners_ordered", &corners_ordered, py::arg("boxes"), "True when x2 >= x1 and y2 >= y1 for all boxes.");
 }

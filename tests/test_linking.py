@@ -356,6 +356,22 @@ def test_nan_or_inf_names_the_array(name, bad) -> None:
     assert isinstance(info.value, ValueError)
 
 
+def test_numpy_validation_path_without_the_extension(monkeypatch) -> None:
+    from vrgv.linking import validate
+
+    monkeypatch.setattr(validate, "_all_finite_cpp", None)
+    monkeypatch.setattr(validate, "_corners_ordered_cpp", None)
+    rng = np.random.default_rng(12)
+    boxes, a_s, a_o, beta, fids, nf = make_inputs(rng, 10, 3, 100)
+    assert L.link(boxes, a_s, a_o, beta, fids, nf, backend="numpy") is not None
+    bad = beta.copy()
+    bad[4] = np.nan
+    with pytest.raises(LinkingError, match="beta holds 1 NaN"):
+        L.link(boxes, a_s, a_o, bad, fids, nf, backend="numpy")
+    with pytest.raises(LinkingError, match="x2 < x1"):
+        L.link(boxes[..., [2, 1, 0, 3]] + np.array([0, 0, -1, 0]), a_s, a_o, beta, fids, nf, backend="numpy")
+
+
 def test_shape_and_frame_id_errors_name_the_input() -> None:
     rng = np.random.default_rng(10)
     boxes, a_s, a_o, beta, fids, nf = make_inputs(rng, 10, 3, 100)

@@ -12,6 +12,25 @@ import numpy as np
 
 from vrgv.errors import LinkingError
 
+try:  # one-pass checks in C++ when the extension is built (the NumPy versions make several passes)
+    from vrgv._linking_cpp import all_finite as _all_finite_cpp
+    from vrgv._linking_cpp import corners_ordered as _corners_ordered_cpp
+except ImportError:  # pragma: no cover - no compiler at install time
+    _all_finite_cpp = _corners_ordered_cpp = None
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    if _all_finite_cpp is not None:
+        return bool(_all_finite_cpp(arr))
+    return bool(np.isfinite(arr).all())
+
+
+def _corners_ordered(boxes: np.ndarray) -> bool:
+    if _corners_ordered_cpp is not None:
+        return bool(_corners_ordered_cpp(boxes))
+    flat = boxes.reshape(-1, 4)
+    return not ((flat[:, 2] < flat[:, 0]).any() or (flat[:, 3] < flat[:, 1]).any())
+
 
 @dataclass(frozen=True)
 class LinkInputs:
@@ -32,8 +51,7 @@ def _float_array(value: object, name: str) -> np.ndarray:
         arr = np.ascontiguousarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise LinkingError(f"linking input {name} must be a numeric array ({exc})") from None
-    # One reduction is the fast path: NaN/inf make the sum non-finite (so can huge finite values; recheck then).
-    if not math.isfinite(float(arr.sum())) and not np.all(np.isfinite(arr)):
+    if not _all_finite(arr):
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         raise LinkingError(
             f"linking input {name} holds {bad} NaN or infinite value(s); check the model output or the "
@@ -72,8 +90,7 @@ def check_inputs(
             f"got {list(b.shape)}"
         )
     n, m, _ = b.shape
-    flat = b.reshape(-1, 4)
-    if (flat[:, 2] < flat[:, 0]).any() or (flat[:, 3] < flat[:, 1]).any():
+    if not _corners_ordered(b):
         raise LinkingError(
             "linking input boxes has boxes with x2 < x1 or y2 < y1; pass corners as (x1, y1, x2, y2), not (x, y, w, h)"
         )
