@@ -79,6 +79,7 @@ def export_bundle(checkpoint: "str | os.PathLike | tuple", out: str | os.PathLik
     metrics_dict = _metrics(metrics, meta)
     staged = stage_dir(out)
     try:
+        detector_entry = _copy_detector(detector, staged, shapes) if detector else None
         graphs = export_encoder(model, staged, opset=opset)
         tools = sorted({simp(p) for p in graphs.values()}) if simplify else []
         parity = {"fp32": check_parity(model, vocab, graphs, sizes=parity_sizes, atol=atol).to_dict()}
@@ -93,7 +94,6 @@ def export_bundle(checkpoint: "str | os.PathLike | tuple", out: str | os.PathLik
             log.info("%s parity: max |ONNX - PyTorch| = %.3g", precision, rep["max_abs_error"])
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(staged / WEIGHTS_FILE), metadata={"format": "pt", "vrgv": "bundle-1"})
-        detector_entry = _copy_detector(detector, staged) if detector else None
         engines = []
         if trt:
             from vrgv.export.tensorrt_build import build_bundle_engines
@@ -145,9 +145,15 @@ def _metrics(metrics: Any, meta: dict) -> dict:
     return merged
 
 
-def _copy_detector(detector: str | os.PathLike, staged: Path) -> dict[str, Any]:
-    """Copy the detector ONNX in as ``detector.onnx``; its input size and config.json go to the manifest."""
+def _copy_detector(detector: str | os.PathLike, staged: Path, shapes: Any) -> dict[str, Any]:
+    """Copy the detector ONNX in as ``detector.onnx``; its input size and config.json go to the manifest.
+
+    A detector with ``boxes``/``features`` outputs is run once on a blank image: its feature size must be
+    the model's D and it must give at least M regions, or the bundle could never ground anything.
+    """
+    import numpy as np
     import onnx
+    import onnxruntime as ort
 
     src = Path(detector)
     if src.is_dir():
@@ -161,6 +167,18 @@ def _copy_detector(detector: str | os.PathLike, staged: Path) -> dict[str, Any]:
                              "outputs": [o.name for o in model.graph.output]}
     if len(dims) == 4 and all(isinstance(v, int) for v in dims[1:3]):
         entry["input_size"] = {"height": dims[1], "width": dims[2]}
+    if {"boxes", "features"} <= set(entry["outputs"]) and len(dims) == 4 and isinstance(dims[1], int):
+        session = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+        blank = np.zeros([1 if not isinstance(d, int) else d for d in dims], np.uint8)
+        boxes, feats = session.run(["boxes", "features"], {inp.name: blank})
+        regions, feature_dim = int(boxes.shape[1]), int(feats.shape[-1])
+        if feature_dim != shapes.feature_dim or regions < shapes.num_regions:
+            raise ConfigError(
+                f"detector {str(src)!r} gives {regions} regions with {feature_dim}-d features, but the checkpoint "
+                f"expects M={shapes.num_regions} regions with D={shapes.feature_dim}; export with the detector "
+                f"whose features the model was trained on"
+            )
+        entry.update(num_regions=regions, feature_dim=feature_dim)
     cfg = src.with_name("config.json")
     if cfg.is_file():
         try:

@@ -192,3 +192,22 @@ def test_bad_opset_is_rejected(tmp_path):
     model, _, _ = small_model()
     with pytest.raises(ConfigError, match="opset"):
         export_encoder(model, tmp_path, opset=9)
+
+
+def test_detector_whose_features_do_not_fit_the_model_is_refused(tmp_path):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name, shape):
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.zeros(shape, np.float32)))
+
+    graph = helper.make_graph(
+        [const("boxes", [1, 40, 4]), const("scores", [1, 40]), const("features", [1, 40, 7])], "det",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, [1, 64, 96, 3])],
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 40, 4]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 40]),
+         helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 40, 7])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "det.onnx"))
+    with pytest.raises(ConfigError, match=r"40 regions with 7-d features.*D=8"):
+        export_bundle(small_model(), tmp_path / "x.vrgv", detector=tmp_path / "det.onnx", parity_sizes=(1,))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["det.onnx"]
