@@ -17,6 +17,7 @@ from vrgv.errors import AnnotationError
 
 Box = list[float]
 FORMAT_VERSION = "VERSION 1.0"  # the "version" field of official annotation files
+MAX_FRAME_COUNT = 10**8  # about 39 days at 30 fps; larger counts are corrupt files
 GroundTruth = dict[str, dict[str, list[dict[str, dict[int, Box]]]]]
 
 
@@ -68,6 +69,10 @@ class VideoAnnotation:
         try:
             video_id = str(data["video_id"])
             frame_count = int(data["frame_count"])
+            if not 0 <= frame_count <= MAX_FRAME_COUNT:  # a corrupt count would make to_dict allocate forever
+                raise AnnotationError(
+                    f"annotation {source}: frame_count {frame_count} is outside [0, {MAX_FRAME_COUNT}]; the file is corrupt"
+                )
             width, height = int(data["width"]), int(data["height"])
             fps = data.get("fps")
             fps = None if fps is None else float(fps)
@@ -91,12 +96,19 @@ class VideoAnnotation:
                 inst = RelationInstance(
                     int(r["subject_tid"]), int(r["object_tid"]), str(r["predicate"]), int(r["begin_fid"]), int(r["end_fid"])
                 )
+                if inst.begin_fid < 0 or inst.end_fid > frame_count:
+                    raise AnnotationError(
+                        f"annotation {source}: relation {inst.predicate!r} spans frames [{inst.begin_fid}, "
+                        f"{inst.end_fid}) outside the video's [0, {frame_count})"
+                    )
                 for tid in (inst.subject_tid, inst.object_tid):
                     if tid not in categories:
                         raise AnnotationError(f"annotation {source}: relation {inst.predicate!r} names unknown tid {tid}")
                 relations.append(inst)
-        except AnnotationError:
-            raise
+        except AnnotationError as exc:
+            if source in str(exc):
+                raise
+            raise AnnotationError(f"annotation {source}: {exc}") from None  # name the file, not just the span
         except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: 1e400 frame ids
             raise AnnotationError(
                 f"annotation {source} does not follow the VidVRD/VidOR format ({type(exc).__name__}: {exc})"
