@@ -69,7 +69,7 @@ class Regions:
                 raise RegionsError(f"{name}: {label} holds {bad} NaN or infinite value(s); fix the detector output")
         try:
             self.width, self.height, self.num_frames = int(self.width), int(self.height), int(self.num_frames)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: inf
             raise RegionsError(f"{name}: width, height and num_frames must be integers ({exc})") from None
         if self.width < 1 or self.height < 1:
             raise RegionsError(f"{name}: width and height must be positive, got {self.width}x{self.height}")
@@ -168,7 +168,11 @@ class Regions:
         missing = [k for k in ("boxes", "features", "frame_ids", "width", "height", "num_frames") if k not in arrays]
         if missing:
             raise RegionsError(f"regions file {str(path)!r} lacks array(s) {missing}; see the Regions format in the README")
-        version = int(arrays.get("format_version", FORMAT_VERSION))
+        try:
+            version = int(arrays.get("format_version", FORMAT_VERSION))
+        except (TypeError, ValueError, OverflowError):
+            raise RegionsError(f"regions file {str(path)!r}: format_version must be an integer; "
+                               f"write the file with Regions.save") from None
         if version > FORMAT_VERSION:
             raise RegionsError(
                 f"regions file {str(path)!r} has format version {version}, newer than this vrgv ({FORMAT_VERSION}); upgrade vrgv"
@@ -187,7 +191,7 @@ class Regions:
             )
         except RegionsError as exc:
             raise RegionsError(f"regions file {str(path)!r}: {exc}") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise RegionsError(f"regions file {str(path)!r}: invalid scalar field ({exc})") from None
 
 
