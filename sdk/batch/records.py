@@ -124,15 +124,21 @@ class RecordWriter:
     def __init__(self, path: str | os.PathLike, *, retry_errors: bool = False, fsync: bool = True) -> None:
         self.path = Path(path)
         self.fsync = fsync
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _lock(self.path)
-        self._fd = -1
+        if self.path.exists() and not self.path.is_file():  # /dev/full, a folder, a FIFO: never read or lock
+            raise ConfigError(f"results file {str(self.path)!r} is not a regular file; give a .jsonl path for --out")
+        self._lock_fd = self._fd = -1
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _lock(self.path)
             self._resume(retry_errors)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:  # read-only folder, a file where a folder should be, ...
+            self.close()
+            raise ConfigError(f"results file {str(self.path)!r} cannot be written ({exc.strerror or exc}); "
+                              f"pick a writable --out") from None
         except BaseException:
             self.close()
             raise
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def _resume(self, retry_errors: bool) -> None:
         self.done: dict[tuple[str, str], str] = {}
@@ -163,11 +169,24 @@ class RecordWriter:
         if record.key in self.done:
             return False
         line = record.to_line()
-        n = os.write(self._fd, line)
-        if n != len(line):  # pragma: no cover - a short write on a regular file means the disk is full
-            raise OSError(f"short write to {self.path} ({n} of {len(line)} bytes); is the disk full?")
-        if self.fsync:
-            os.fsync(self._fd)
+        start = os.fstat(self._fd).st_size
+        try:
+            done = 0
+            while done < len(line):  # a short write (disk full) is retried once more, then raises
+                n = os.write(self._fd, line[done:])
+                if n <= 0:
+                    raise OSError(28, "no space left on device")
+                done += n
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(self._fd, start)  # roll back the partial line: only whole records stay
+            except OSError:  # pragma: no cover - the next run's resume truncates it anyway
+                pass
+            raise OSError(exc.errno, f"cannot append to results file {str(self.path)!r} "
+                                     f"({exc.strerror or exc}); is the disk full? The partial record was removed - "
+                                     f"free space and rerun the same command to resume") from None
         self.done[record.key] = record.status
         return True
 

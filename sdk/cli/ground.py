@@ -52,10 +52,18 @@ def write_json(data: dict, path: str | None) -> None:
         sys.stdout.write(text + "\n")
         return
     target = Path(path)
+    if target.exists() and not target.is_file():  # /dev/stdout, /dev/full, a FIFO: write to it, never replace it
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    try:
+        tmp.write_text(text + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+        raise
 
 
 def run(args: argparse.Namespace) -> int:
