@@ -13,7 +13,7 @@ from numba import njit
 from vrgv.linking.reference import RawLink
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _segment_bounds(beta, threshold, max_gap):  # pragma: no cover - compiled
     """Step 2: candidate indices and [start, stop) offsets of each segment into them."""
     n = beta.shape[0]
@@ -33,7 +33,7 @@ def _segment_bounds(beta, threshold, max_gap):  # pragma: no cover - compiled
     return cand[:nc], starts[: ns + 1]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _keep_distinct(seg, frame_ids):  # pragma: no cover - compiled
     """Step 3: drop indices repeating the previous kept frame id."""
     kept = np.empty(seg.shape[0], np.int64)
@@ -99,7 +99,7 @@ def _step(rows, pa, parea, pas, pao, prev_s, prev_o, lam, bq, cur_s, cur_o, back
             cur_o[q] = co if up_o else old_o
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _live_rows(prev_s, prev_o, sa, oa, sb, ob, lam, rows):  # pragma: no cover - compiled
     """``reference.live_rows``: boxes p that may still win some q; fills ``rows``, returns how many."""
     m = prev_s.shape[0]
@@ -161,7 +161,7 @@ def _viterbi_pair(boxes, areas, alpha_s, alpha_o, kept, frame_ids, iou_weight): 
     return path_s, prev_s[path_s[k_len - 1]] / (k_len - 1), path_o, prev_o[path_o[k_len - 1]] / (k_len - 1)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _interpolate(boxes, kept, path, frame_ids):  # pragma: no cover - compiled
     """Step 7 (eq. 14): one box per real frame between the first and last kept frame."""
     k_len = kept.shape[0]
@@ -187,7 +187,7 @@ def _interpolate(boxes, kept, path, frame_ids):  # pragma: no cover - compiled
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _link_kernel(boxes, alpha_s, alpha_o, beta, frame_ids, num_frames, sigma, iou_weight, strict):  # pragma: no cover
     """Steps 1-8; status 0 = nothing (strict), 1 = found, 2 = fallback."""
     n = boxes.shape[0]
