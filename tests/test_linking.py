@@ -116,6 +116,19 @@ def test_link_many_matches_link(seed, r, threads) -> None:
             assert many[k].backend == b
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_calls_match_sequential(backend) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(13)
+    cases = [make_inputs(rng, 40, 6, 400) for _ in range(8)]
+    want = [L.link(*c, backend=backend) for c in cases]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda c: L.link(*c, backend=backend), cases))
+    for a, b in zip(want, got):
+        assert_same(a, b)
+
+
 # ------------------------------------------------------------------------------------- Viterbi optimality
 def brute_force(boxes, alpha, kept, fids, iou_weight):
     """Best (score, path) over all M^K paths, scoring exactly as step 4-5 describe."""

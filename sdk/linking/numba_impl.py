@@ -2,6 +2,7 @@
 
 Floating-point operations happen in the same order as the NumPy reference, so results match it exactly.
 ``cache=True`` stores the machine code on disk; :func:`warmup` compiles (or loads) it ahead of first use.
+The kernel releases the GIL (``nogil=True``), so Python threads can link different videos in parallel.
 """
 from __future__ import annotations
 
@@ -187,7 +188,7 @@ def _interpolate(boxes, kept, path, frame_ids):  # pragma: no cover - compiled
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _link_kernel(boxes, alpha_s, alpha_o, beta, frame_ids, num_frames, sigma, iou_weight, strict):  # pragma: no cover
     """Steps 1-8; status 0 = nothing (strict), 1 = found, 2 = fallback."""
     n = boxes.shape[0]
