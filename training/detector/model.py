@@ -30,6 +30,7 @@ class DetectorConfig:
     feature_dim: int = 64
     num_regions: int = 40
     pool_grid: int = 3
+    pool_extent: float = 1.0  # fraction of the box (centred) that the pooling grid covers
     class_names: list[str] = field(default_factory=list)
     max_log_size: float = 6.0
 
@@ -111,7 +112,8 @@ class RegionDetector(nn.Module):
     def pool(self, embed: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Mean of ``embed`` [B,D,h,w] on a G×G grid inside ``boxes`` [B,K,4] (input pixels) → L2-normed [B,K,D]."""
         g, stride = self.config.pool_grid, self.config.stride
-        frac = (torch.arange(g, dtype=boxes.dtype, device=boxes.device) + 0.5) / g  # cell centres
+        e = self.config.pool_extent
+        frac = 0.5 + e * ((torch.arange(g, dtype=boxes.dtype, device=boxes.device) + 0.5) / g - 0.5)  # cell centres
         x1, y1, x2, y2 = boxes.unbind(-1)
         xs = x1.unsqueeze(-1) + (x2 - x1).unsqueeze(-1) * frac  # [B,K,G]
         ys = y1.unsqueeze(-1) + (y2 - y1).unsqueeze(-1) * frac
