@@ -160,7 +160,8 @@ class Regions:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError, MemoryError) as exc:  # MemoryError: a 2 kB file
+            # whose .npy header claims terabytes
             raise RegionsError(
                 f"regions file {str(path)!r} is not a readable .npz without pickled objects ({exc}); "
                 f"write it with Regions.save or np.savez"
