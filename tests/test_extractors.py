@@ -275,3 +275,38 @@ def test_training_smoke_then_export(tmp_path: Path) -> None:
     assert cfg["training"]["step"] == 2 and cfg["detector"]["input_width"] == 160
     r = get_extractor("builtin", detector=out).extract(split / "videos" / "toy000.mp4", 6)
     assert r.boxes.shape == (6, 40, 4) and r.features.shape == (6, 40, 64)
+
+
+# the trained built-in detector -------------------------------------------------------------------
+ARTIFACTS = Path(__file__).resolve().parents[1] / "training" / "detector" / "artifacts"
+
+
+def test_trained_detector_finds_synthetic_objects(tmp_path: Path) -> None:
+    """The committed detector on an unseen synthetic video (seed 7): most GT boxes get an IoU ≥ 0.5 region."""
+    synth = pytest.importorskip("vrgv.synth")
+    if not (ARTIFACTS / "detector.onnx").is_file():
+        pytest.skip("no trained detector in training/detector/artifacts/")
+    video = synth.sample_video(7, 0, max_frames=90)
+    path, _ = video.write(tmp_path)
+    regions = get_extractor("builtin", detector=ARTIFACTS).extract(path, 12)
+    assert regions.feature_dim == 64 and regions.num_regions == 40
+    ann = video.annotation
+    best = []
+    for n, fid in enumerate(regions.frame_ids):
+        for traj in ann.trajectories.values():
+            if int(fid) in traj:
+                g = np.asarray(traj[int(fid)], np.float32)
+                b = regions.boxes[n]
+                iw = np.clip(np.minimum(g[2], b[:, 2]) - np.maximum(g[0], b[:, 0]), 0, None)
+                ih = np.clip(np.minimum(g[3], b[:, 3]) - np.maximum(g[1], b[:, 1]), 0, None)
+                inter = iw * ih
+                union = (g[2] - g[0]) * (g[3] - g[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+                best.append((inter / union).max())
+    assert len(best) > 10 and np.mean(np.asarray(best) >= 0.5) > 0.75
+
+
+def test_default_detector_is_found_without_a_path() -> None:
+    if not (ARTIFACTS / "detector.onnx").is_file():
+        pytest.skip("no trained detector in training/detector/artifacts/")
+    ex = get_extractor("builtin")
+    assert ex.path.name == "detector.onnx" and ex.feature_dim == 64
