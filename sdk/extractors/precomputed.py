@@ -77,7 +77,8 @@ class PrecomputedExtractor(RegionExtractor):
         """Load ``<video_id>.npz`` for a video path / id without decoding (arrays need ``video_id=``)."""
         if isinstance(source, np.ndarray):
             return super().extract(source, num_samples, **read_kwargs)
-        vid = read_kwargs.get("video_id") or Path(source).stem
+        path = Path(source)
+        vid = read_kwargs.get("video_id") or (path.name if path.is_dir() else path.stem)
         regions = self.load(vid)
         if regions.num_samples != int(num_samples):
             raise RegionsError(
