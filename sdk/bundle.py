@@ -16,6 +16,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -195,7 +196,10 @@ class Bundle:
         if not source.exists():
             raise BundleError(f"bundle {str(source)!r} does not exist; pass a NAME.vrgv folder or zip "
                               f"written by `vrgv export`, or omit it to use the default bundle")
-        root = _extract_zip(source) if source.is_file() else source
+        try:
+            root = _extract_zip(source) if source.is_file() else source
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError) as exc:
+            raise BundleError(f"bundle {str(source)!r} is a damaged zip ({exc}); re-download or re-export it") from None
         manifest_path = root / MANIFEST
         if not manifest_path.is_file():
             raise BundleError(f"bundle {str(source)!r} has no {MANIFEST}; it is not a vrgv bundle "

@@ -311,6 +311,16 @@ def test_zip_symlink_entry_is_refused(bundle, tmp_path):
         Bundle.load(zpath)
 
 
+def test_damaged_zip_is_a_bundle_error_and_leaves_no_cache_entry(bundle, tmp_path):
+    zpath = _zip_bundle(bundle, tmp_path / "b.zip")
+    data = bytearray(zpath.read_bytes())
+    data[data.find(b'"format"')] ^= 0xFF  # inside manifest.json's stored bytes: its CRC no longer matches
+    zpath.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"b\.zip' is a damaged zip \(Bad CRC-32"):
+        Bundle.load(zpath)
+    assert not any(p.name != ".complete" and p.is_file() for p in (tmp_path / "cache").rglob("*"))
+
+
 def test_file_that_is_not_a_zip(tmp_path):
     (tmp_path / "b.zip").write_bytes(b"PK not really")
     with pytest.raises(BundleError, match="is a file but not a zip"):
