@@ -263,7 +263,8 @@ class Grounder:
         if spec.feature_dim is not None and regions.feature_dim != spec.feature_dim:
             raise RegionsError(
                 f"{name}: features have D={regions.feature_dim} dims but model {self.name!r} expects "
-                f"D={spec.feature_dim}; extract them with this model's detector (vrgv extract --model ...)"
+                f"D={spec.feature_dim}; extract them with this model's detector (the bundle's detector.onnx: "
+                f"vrgv extract --detector BUNDLE/detector.onnx) or pass the video instead"
             )
         if spec.num_regions is not None and regions.num_regions != spec.num_regions:
             if regions.num_regions > spec.num_regions and regions.scores is not None:
