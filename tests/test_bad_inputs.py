@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from vrgv import Regions, Vocabulary
-from vrgv.errors import RegionsError, RelationError, VideoError, VrgvError
+from vrgv.errors import ConfigError, RegionsError, RelationError, VideoError, VrgvError
 from vrgv.relation import Relation
 from vrgv.video import VideoFrames, read_video
 
@@ -326,6 +326,12 @@ def _cli_cases(videos: dict, bundle: Path, tmp: Path) -> list[tuple[list[str], t
         (["extract", str(videos["truncated"]), "--out", str(tmp / "x.npz"), "--detector", str(bundle)],
          VideoError, r"truncated\.mp4' cannot be opened"),
         (["eval", "--gt", str(tmp / "gt.json"), "--pred", str(tmp / "p.json")], VrgvError, r"gt\.json"),
+        (["batch", str(tmp / "latin1.csv"), "--out", str(tmp / "r.jsonl")], ConfigError,
+         r"manifest '.*latin1\.csv' cannot be read \('utf-8' codec.*save it as UTF-8 CSV or JSONL"),
+        (["batch", good, "--relations-file", str(tmp / "rels.bin"), "--out", str(tmp / "r.jsonl")], ConfigError,
+         r"relations file '.*rels\.bin' is not UTF-8 text"),
+        (["batch", good, "--relations", "person-ride-bicycle", "--out", str(tmp / "r.jsonl"), "--workers", "-1", *b],
+         ConfigError, r"--workers must be 0 or more, got -1"),
     ]
 
 
@@ -333,6 +339,8 @@ def test_cli_errors_are_one_line_without_traceback_and_debug_raises(videos, bund
     from vrgv.cli import main
 
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
+    (tmp_path / "latin1.csv").write_bytes("video,relations\ncaf\u00e9.mp4,person-ride-bicycle\n".encode("latin-1"))
+    (tmp_path / "rels.bin").write_bytes(b"\xff\xfe\x00person-ride-bicycle")
     for argv, error, message in _cli_cases(videos, bundle_path, tmp_path):
         code = main(argv)
         err = capsys.readouterr().err.strip().splitlines()

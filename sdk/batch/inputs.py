@@ -76,7 +76,11 @@ def read_relations_file(path: str | os.PathLike) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"relations file {str(p)!r} does not exist")
-    lines = [ln.split("#", 1)[0].strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"relations file {str(p)!r} is not UTF-8 text ({exc}); one relation per line") from None
+    lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
     rels = [ln for ln in lines if ln]
     if not rels:
         raise ConfigError(f"relations file {str(p)!r} lists no relations (one per line, like person-ride-bicycle)")
@@ -125,7 +129,10 @@ def parse_inputs(
     path = Path(src)
     rows: list[tuple[str, str | None, list[str]]]
     if path.is_file() and path.suffix.lower() in (".csv", ".jsonl"):
-        rows = _manifest_rows(path)
+        try:
+            rows = _manifest_rows(path)
+        except (UnicodeDecodeError, csv.Error) as exc:  # binary junk, NUL bytes
+            raise ConfigError(f"manifest {src!r} cannot be read ({exc}); save it as UTF-8 CSV or JSONL") from None
     elif path.is_dir() and not _is_frame_folder(path):
         rows = [(str(p), None, []) for p in sorted(path.iterdir()) if _is_input(p) and not p.name.startswith(".")]
     elif any(ch in src for ch in "*?["):
