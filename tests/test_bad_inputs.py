@@ -6,6 +6,7 @@ Bundle cases live in ``test_untrusted.py`` (whose tiny exported bundle the CLI c
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -53,7 +54,7 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     write_video(root / "one.mp4", RNG.integers(0, 255, (1, 48, 64, 3), dtype=np.uint8))
     write_video(root / "five.mp4", RNG.integers(0, 255, (5, 48, 64, 3), dtype=np.uint8))
     gray = np.repeat(np.linspace(0, 255, 64, dtype=np.uint8)[None, None, :], 48, axis=1)
-    write_video(root / "gray.avi", np.repeat(gray[..., None], 1, axis=0).repeat(6, axis=0)[..., 0], "MJPG", color=False)
+    write_video(root / "gray.avi", np.repeat(gray, 6, axis=0), "MJPG", color=False)  # single-channel frames
     for k in ("truncated.mp4", "empty.mp4", "text.mp4", "folder_without_frames", "one.mp4", "five.mp4"):
         out[k.removesuffix(".mp4")] = root / k
     out.update(truncated_avi=root / "truncated.avi", full_avi=avi, gray=root / "gray.avi")
@@ -348,8 +349,6 @@ def test_cli_errors_are_one_line_without_traceback_and_debug_raises(videos, bund
         lines = [ln for ln in err if not ln.startswith(("INFO", "WARNING", "["))]
         assert len(lines) == 1 and lines[0].startswith(f"vrgv {argv[0]}: error: "), (argv, err)
         assert "Traceback" not in "\n".join(err)
-        import re
-
         assert re.search(message, lines[0]), (argv, lines[0])
         with pytest.raises(error, match=message):  # --debug lets the exception (and its traceback) through
             main(["--debug", *argv])
