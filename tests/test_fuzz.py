@@ -7,10 +7,12 @@ either gets a valid object (and checks its invariants) or the target's documente
 """
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,6 +31,7 @@ VOCAB = Vocabulary.default()
 SHORT = settings(max_examples=int(os.environ.get("VRGV_FUZZ_EXAMPLES", "60")), deadline=None, database=None,
                  suppress_health_check=list(HealthCheck), derandomize=True)
 _TMP = Path(tempfile.mkdtemp(prefix="vrgv-fuzz-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 
 # relations ---------------------------------------------------------------------------------------
