@@ -10,7 +10,6 @@ encoder backend differs. Writes a markdown report with the exact command.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -67,6 +66,7 @@ def main() -> int:
         if (i + 1) % 10 == 0:
             print(f"{i + 1}/{len(anns)} videos, {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
     gt = ground_truth_from_annotations(anns)
+    prov = grounders["torch"].bundle.manifest.provenance
     reports = {name: evaluate(gt, preds[name]) for name in grounders}
     cols = {name: r.to_dict() for name, r in reports.items()}
     lines = [
@@ -74,6 +74,8 @@ def main() -> int:
         "",
         f"- command: `{' '.join(['.venv/bin/python', 'benchmarks/backend_agreement.py', *sys.argv[1:]])}`",
         f"- bundle: {args.bundle}; split: {args.split} ({len(anns)} videos, {n} video-relation pairs); synthetic data",
+        f"- model provenance: checkpoint {prov.get('checkpoint')!r}, training command "
+        f"{(prov.get('training') or {}).get('command')!r}",
         f"- segments that differ: {seg_mismatch}; fallback flags that differ: {fallback_mismatch}",
         f"- max |box difference| (pixels) over all trajectories: {worst_box:.3g}; max |score difference|: {worst_score:.3g}",
         "",

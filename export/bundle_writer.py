@@ -5,14 +5,13 @@ The manifest lists every file with its sha256 and size; the result is re-opened 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
-
-import json
 
 from vrgv.bundle import FORMAT, FORMAT_VERSION, MANIFEST, Bundle, Manifest, sha256_file
 from vrgv.errors import ConfigError

@@ -20,7 +20,6 @@ from torch import nn
 
 from vrgv.backends.base import RELATION_INPUTS, RELATION_OUTPUTS, VIDEO_INPUTS, VIDEO_OUTPUTS
 from vrgv.errors import BundleError, ConfigError
-from vrgv.vocab import QUERY_LEN
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,8 @@ from torch import nn
 from vrgv.backends.base import RELATION_OUTPUTS
 from vrgv.backends.onnxruntime_backend import optimization_level
 from vrgv.errors import BundleError
-from vrgv.vocab import Vocabulary
-
 from vrgv.export.onnx_export import encoder_shapes
+from vrgv.vocab import Vocabulary
 
 
 @dataclass
