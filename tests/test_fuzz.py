@@ -341,6 +341,44 @@ def test_unmutated_npz_and_annotation_are_valid():
     assert VideoAnnotation.from_dict(BASE_ANNOTATION).relation_strings() == ["dog-chase-person"]
 
 
+def test_regressions_found_by_fuzzing():
+    """Inputs that once escaped as OverflowError, RecursionError or a hang, or gave a message without the file."""
+    def doc(**changes) -> str:
+        d = json.loads(json.dumps(BASE_ANNOTATION))
+        d.update(changes)
+        return json.dumps(d)
+
+    huge_box = json.loads(json.dumps(BASE_ANNOTATION))
+    huge_box["trajectories"][0][0]["bbox"]["xmin"] = 10**400
+    inverted = json.loads(json.dumps(BASE_ANNOTATION))
+    inverted["relation_instances"][0]["begin_fid"] = 3
+    for text, message in ((doc(frame_count=1).replace('"frame_count": 1', '"frame_count": 1e400'), "format"),
+                          (json.dumps(huge_box), "format"), ("[" * 100_000, "not valid JSON"),
+                          (doc(frame_count=2**70), "frame_count .* is outside"),
+                          (doc(relation_instances=[{**BASE_ANNOTATION["relation_instances"][0], "end_fid": 10**12}]),
+                           r"spans frames \[0, 1000000000000\) outside the video"),
+                          (json.dumps(inverted), "empty span")):
+        with pytest.raises(AnnotationError, match=message) as info:
+            check_annotation_raising(text)
+        assert "fuzz-case" in str(info.value)
+    for edits in ({"width": np.array(np.inf)}, {"num_frames": np.array(np.inf)}, {"format_version": np.array("x")}):
+        check_regions_load(edit_npz(edits))  # a RegionsError naming the file, nothing else
+        with pytest.raises(RegionsError):
+            _load_bytes(edit_npz(edits))
+
+
+def check_annotation_raising(text: str) -> VideoAnnotation:
+    path = _TMP / "fuzz-case.json"
+    path.write_text(text, encoding="utf-8")
+    return VideoAnnotation.load(path)
+
+
+def _load_bytes(data: bytes) -> Regions:
+    path = _TMP / "fuzz-case.npz"
+    path.write_bytes(data)
+    return Regions.load(path)
+
+
 @SHORT
 @given(annotation_documents())
 def test_fuzz_annotation_reader(text):
