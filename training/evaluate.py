@@ -46,7 +46,9 @@ def ground_split(model: Any, vocab: Vocabulary, annotations: Sequence[VideoAnnot
 
     model.eval()
     preds: dict[str, dict[str, dict]] = {}
-    for ann in annotations:
+    for k, ann in enumerate(annotations):
+        if k % 20 == 0:
+            log.info("grounding video %d/%d", k + 1, len(annotations))
         rels = []
         for rel in ann.relation_strings():
             try:

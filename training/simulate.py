@@ -115,3 +115,33 @@ def simulate_regions(ann: VideoAnnotation, cfg: SimulationConfig | None = None, 
         feats[i] = np.stack([rows[k][1] for k in order])
     return Regions(boxes=boxes, features=feats, frame_ids=frame_ids, width=W, height=H, num_frames=ann.frame_count,
                    video_id=ann.video_id, fps=ann.fps)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vrgv.training.simulate ANNOTATIONS OUT [--seed S]``: write ``OUT/<video_id>.npz`` Regions."""
+    import argparse
+    from pathlib import Path
+
+    from vrgv.annotations import load_annotations
+    from vrgv.vocab import Vocabulary
+
+    p = argparse.ArgumentParser(description="Simulate regions of annotated videos (Regions .npz per video id)")
+    p.add_argument("annotations")
+    p.add_argument("out")
+    p.add_argument("--seed", type=int, default=0, help="0 = what `vrgv train --simulate-regions --seed 0` uses")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    categories = Vocabulary.default().objects
+    count = 0
+    for ann in load_annotations(args.annotations):
+        path = out / f"{ann.video_id}.npz"
+        if not path.exists():
+            simulate_regions(ann, SimulationConfig(), args.seed, categories).save(path)
+            count += 1
+    print(f"wrote {count} Regions files to {out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
