@@ -173,17 +173,22 @@ class Renderer:
             if header:
                 self._text(out, header, (6, self.pic_h - int(self.font * 14)), bg=(0, 0, 0))
             self._text(out, f"#{fid}", (self.out_w - int(self.font * 120), int(self.font * 40)), bg=(0, 0, 0))
+        # one rectangle per distinct (box, role); its label lists every relation that uses it
+        drawn: dict[tuple, list[str]] = {}
         for k, g in enumerate(self.groundings):
-            tag = f" {k + 1}" if len(self.groundings) > 1 else ""
             for traj, color, word in ((g.subject, SUBJECT_BGR, g.relation.subject), (g.object, OBJECT_BGR, g.relation.object)):
                 box = traj.box_at(fid)
                 if box is None:
                     continue
                 x1, y1, x2, y2 = (int(round(v * self.scale)) for v in box)
-                y1, y2 = min(y1, self.pic_h - 1), min(y2, self.pic_h - 1)
-                cv2.rectangle(out, (x1, y1), (x2, y2), color, self.thick + 1)
-                if self.show_text:
-                    self._text(out, word + tag, (x1 + 2, max(int(self.font * 28), y1 - 4)), bg=color)
+                key = (x1, min(y1, self.pic_h - 1), x2, min(y2, self.pic_h - 1), color, word)
+                drawn.setdefault(key, []).append(str(k + 1))
+        for (x1, y1, x2, y2, color, word), tags in drawn.items():
+            cv2.rectangle(out, (x1, y1), (x2, y2), color, self.thick + 1)
+        if self.show_text:
+            for (x1, y1, x2, y2, color, word), tags in drawn.items():
+                label = word + (f" {','.join(tags)}" if len(self.groundings) > 1 else "")
+                self._text(out, label, (x1 + 2, max(int(self.font * 28), y1 - 4)), bg=color)
         x = self._x(fid)
         cv2.line(out, (x, self.pic_h), (x, self.out_h - 1), TEXT_BGR, max(1, self.thick))
         return out
