@@ -1,5 +1,5 @@
 """Acceptance check for issue 6: grounding a split with ``backend="onnxruntime"`` and ``backend="torch"``
-gives the same segments, boxes and AccS/AccO/AccR.
+gives the same segments, boxes and AccS/AccO/AccR (``--against fp16``: ONNX Runtime fp32 vs fp16 graphs).
 
 Regions are extracted once per video (the bundle's detector) and fed to both grounders, so only the
 encoder backend differs. Writes a markdown report with the exact command.
@@ -30,13 +30,16 @@ def main() -> int:
     p.add_argument("--split", required=True, help="folder with videos/ and annotations/")
     p.add_argument("--max-videos", type=int, default=0, help="0 = all")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--against", choices=("torch", "fp16"), default="torch",
+                   help="compare ONNX Runtime fp32 with the torch backend or with the bundle's fp16 graphs")
     p.add_argument("--out", help="markdown report path")
     args = p.parse_args()
 
     import torch
 
     from vrgv.annotations import ground_truth_from_annotations, load_annotations
-    from vrgv.grounder import Grounder
+    from vrgv.backends import load_backend
+    from vrgv.grounder import Grounder, spec_from_bundle
     from vrgv.metric import evaluate
 
     torch.set_num_threads(args.threads)
@@ -44,8 +47,14 @@ def main() -> int:
     anns = sorted(load_annotations(split / "annotations"), key=lambda a: a.video_id)
     if args.max_videos:
         anns = anns[: args.max_videos]
-    grounders = {name: Grounder.load(args.bundle, backend=name, threads=args.threads)
-                 for name in ("onnxruntime", "torch")}
+    grounders = {"onnxruntime": Grounder.load(args.bundle, backend="onnxruntime", threads=args.threads)}
+    bundle = grounders["onnxruntime"].bundle
+    if args.against == "torch":
+        grounders["torch"] = Grounder.load(args.bundle, backend="torch", threads=args.threads)
+    else:
+        half = load_backend(bundle, "onnxruntime", threads=args.threads, precision="fp16")
+        grounders["fp16"] = Grounder(half, bundle.vocabulary, spec_from_bundle(bundle), name="fp16")
+    other = args.against
     preds: dict[str, dict] = {name: {} for name in grounders}
     worst_box, seg_mismatch, fallback_mismatch, worst_score, n = 0.0, 0, 0, 0.0, 0
     t0 = time.time()
@@ -56,7 +65,7 @@ def main() -> int:
         out = {name: g.ground_many(regions, rels) for name, g in grounders.items()}
         for name in grounders:
             preds[name][ann.video_id] = {str(gr.relation): gr.to_dict() for gr in out[name]}
-        for a, b in zip(out["onnxruntime"], out["torch"]):
+        for a, b in zip(out["onnxruntime"], out[other]):
             da, db = a.to_dict(), b.to_dict()
             n += 1
             seg_mismatch += da["segment"] != db["segment"]
@@ -66,11 +75,12 @@ def main() -> int:
         if (i + 1) % 10 == 0:
             print(f"{i + 1}/{len(anns)} videos, {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
     gt = ground_truth_from_annotations(anns)
-    prov = grounders["torch"].bundle.manifest.provenance
+    prov = bundle.manifest.provenance
     reports = {name: evaluate(gt, preds[name]) for name in grounders}
     cols = {name: r.to_dict() for name, r in reports.items()}
     lines = [
-        "# Backend agreement: ONNX Runtime vs PyTorch grounding (synthetic split)",
+        f"# Backend agreement: ONNX Runtime fp32 vs {'PyTorch' if other == 'torch' else 'ONNX Runtime fp16'} "
+        f"grounding (synthetic split)",
         "",
         f"- command: `{' '.join(['.venv/bin/python', 'benchmarks/backend_agreement.py', *sys.argv[1:]])}`",
         f"- bundle: {args.bundle}; split: {args.split} ({len(anns)} videos, {n} video-relation pairs); synthetic data",
@@ -85,13 +95,13 @@ def main() -> int:
           f"{' / '.join(f'{r.columns[c].AccR:.2f}' for c in list(r.columns)[:3])} | "
           f"{r.num_predicted} / {r.num_relations} |" for name, r in reports.items()],
         "",
-        f"- identical metrics: {cols['onnxruntime'] == cols['torch']}",
+        f"- identical metrics: {cols['onnxruntime'] == cols[other]}",
     ]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:
         Path(args.out).write_text(report)
-    same = seg_mismatch == 0 and fallback_mismatch == 0 and worst_box < 1e-3 and cols["onnxruntime"] == cols["torch"]
+    same = seg_mismatch == 0 and fallback_mismatch == 0 and worst_box < 1e-3 and cols["onnxruntime"] == cols[other]
     return 0 if same else 1
 
 
