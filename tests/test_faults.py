@@ -2,7 +2,6 @@
 that cannot be written. The model is the fake one of ``test_grounder`` (real decoding, real linking)."""
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_batch import make_fake_grounder, write_mp4
+from test_batch import write_mp4
 from test_grounder import RELS, fake_extractor, make_video
 from vrgv import Vocabulary
 from vrgv.batch import parse_inputs, read_records, run_batch

@@ -6,7 +6,6 @@ import ast
 import atexit
 import functools
 import json
-import os
 import shutil
 import tempfile
 import zipfile
