@@ -38,7 +38,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def match_video(regions: Regions, ann: VideoAnnotation, iou: float = 0.5) -> dict:
     """Per-GT-box best IoU, and for matched boxes their category and the best region's feature."""
-    best, cats, feats = [], [], []
+    best, cats, feats, areas, gt_cats = [], [], [], [], []
     for n, fid in enumerate(regions.frame_ids):
         gt, gcat = [], []
         for tid, traj in ann.trajectories.items():
@@ -51,10 +51,13 @@ def match_video(regions: Regions, ann: VideoAnnotation, iou: float = 0.5) -> dic
         j = m.argmax(1)
         b = m[np.arange(len(gt)), j]
         best.extend(b.tolist())
+        g = np.asarray(gt, np.float32)
+        areas.extend(((g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1])).tolist())
+        gt_cats.extend(gcat)
         for g in np.nonzero(b >= iou)[0]:
             cats.append(gcat[g])
             feats.append(regions.features[n, j[g]])
-    return {"best_iou": np.asarray(best), "categories": cats,
+    return {"best_iou": np.asarray(best), "categories": cats, "gt_area": np.asarray(areas), "gt_categories": gt_cats,
             "features": np.asarray(feats, np.float32).reshape(-1, regions.feature_dim)}
 
 
@@ -98,10 +101,20 @@ def speed(extractor, width: int, height: int, frames: int = 120, repeats: int = 
     return best
 
 
+def speed_rows(args: argparse.Namespace) -> dict:
+    from vrgv.extractors import get_extractor
+
+    rows = {}
+    for t in args.threads:
+        e = get_extractor("builtin", detector=args.detector, threads=t)
+        rows[f"threads={t}"] = {"320x240": round(speed(e, 320, 240), 1), "640x360": round(speed(e, 640, 360), 1)}
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--detector", help="detector.onnx or its folder (default: the built-in one)")
-    p.add_argument("--split", required=True, help="held-out split folder (videos/, annotations/)")
+    p.add_argument("--split", help="held-out split folder (videos/, annotations/); required unless --speed-only")
     p.add_argument("--regions-dir", help="use already extracted <video_id>.npz from here when present")
     p.add_argument("--centroid-split", help="split whose matched features give the class centroids (default: 2-fold)")
     p.add_argument("--centroid-regions-dir", help="extracted regions of --centroid-split")
@@ -109,11 +122,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-samples", type=int, default=120)
     p.add_argument("--threads", type=int, nargs="*", default=[1, 2], help="ORT thread counts for the speed rows")
     p.add_argument("--no-speed", action="store_true")
+    p.add_argument("--speed-only", action="store_true", help="only the frames/s rows (with the load average)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
 
     from vrgv.extractors import get_extractor
 
+    if args.speed_only:
+        import os
+
+        out = {"loadavg_before": [round(x, 2) for x in os.getloadavg()], "frames_per_s": speed_rows(args)}
+        out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+        print(json.dumps(out, indent=1))
+        return 0
+    if not args.split:
+        p.error("--split is required unless --speed-only")
     ex = get_extractor("builtin", detector=args.detector)
     res = split_results(Path(args.split), ex, Path(args.regions_dir) if args.regions_dir else None,
                         args.max_videos, args.num_samples)
@@ -123,6 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         "recall_iou50": float(np.mean(best >= 0.5)), "recall_iou70": float(np.mean(best >= 0.7)),
         "mean_best_iou": float(best.mean()),
     }
+    area = np.concatenate([r["gt_area"] for r in res])
+    gcat = np.asarray([c for r in res for c in r["gt_categories"]])
+    out["recall_iou50_by_area_px"] = {
+        f"[{lo:g},{hi:g})": [int(m.sum()), round(float((best[m] >= 0.5).mean()), 3)]
+        for lo, hi in [(0, 400), (400, 1000), (1000, 2500), (2500, np.inf)]
+        if (m := (area >= lo) & (area < hi)).any()
+    }
+    out["recall_iou50_by_category"] = {c: [int((gcat == c).sum()), round(float((best[gcat == c] >= 0.5).mean()), 3)]
+                                       for c in sorted(set(gcat.tolist()))}
     if args.centroid_split:
         cres = split_results(Path(args.centroid_split), ex,
                              Path(args.centroid_regions_dir) if args.centroid_regions_dir else None,
@@ -145,11 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     out["matched_regions"] = int(sum(len(r["categories"]) for r in res))
     out["centroid_accuracy"] = acc
     if not args.no_speed:
-        out["frames_per_s"] = {}
-        for t in args.threads:
-            e = get_extractor("builtin", detector=args.detector, threads=t)
-            out["frames_per_s"][f"threads={t}"] = {"320x240": round(speed(e, 320, 240), 1),
-                                                   "640x360": round(speed(e, 640, 360), 1)}
+        out["frames_per_s"] = speed_rows(args)
     text = json.dumps(out, indent=1)
     print(text)
     if args.json:
