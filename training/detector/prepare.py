@@ -74,7 +74,7 @@ def _job(args: tuple[int, int, int, list[str]]) -> list[FrameSample]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=11, help="synthetic split seed (not the train/val/test seeds 1-3)")
-    p.add_argument("--videos", type=int, default=480)
+    p.add_argument("--videos", type=int, default=400)
     p.add_argument("--start", type=int, default=0, help="first video index")
     p.add_argument("--frames-per-video", type=int, default=6)
     p.add_argument("--workers", type=int, default=2)

@@ -4,10 +4,12 @@ Losses (CenterNet): focal loss on the centre heatmap, L1 on log box size and cen
 and cross-entropy of a cosine classifier on features pooled at (jittered) GT boxes, which makes the
 appearance features separate categories. Time-budgeted; checkpoints ``detector.safetensors`` + ``config.json``.
 
-Usage (background, 2 threads)::
+Usage (background, 1 thread: on a shared, over-subscribed CPU 2 threads were 5x slower)::
 
-    nohup nice python -m vrgv.training.detector.train --train-dir /work/data/synth/train \\
-        --out /work/data/detector --minutes 25 --threads 2 > /work/data/detector/train.log 2>&1 &
+    python -m vrgv.training.detector.prepare --seed 11 --videos 400 --out /work/data/detector/frames_s11
+    OMP_NUM_THREADS=1 nohup nice python -m vrgv.training.detector.train \
+        --train-cache "/work/data/detector/frames_s11_*.npz" --out /work/data/detector --minutes 28 --threads 1 \
+        > /work/data/detector/train.log 2>&1 &
 """
 from __future__ import annotations
 
