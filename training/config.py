@@ -38,6 +38,7 @@ class ModelConfig:
     dropout: float = 0.2
     variant: str = "full"
     relation_context_predicate: bool = True
+    attention_init_scale: float = 1.0  # multiplies the initial attention output weights (sharper start)
 
     def __post_init__(self) -> None:
         _check_positive(

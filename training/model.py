@@ -63,6 +63,9 @@ class VRGVModel(nn.Module):
         self.sau_word_o = nn.Linear(E, A, bias=False)
         self.sau_out_s = nn.Linear(A, 1, bias=False)
         self.sau_out_o = nn.Linear(A, 1, bias=False)
+        with torch.no_grad():
+            for layer in (self.sau_out_s, self.sau_out_o):
+                layer.weight.mul_(float(c.attention_init_scale))
         # attention shifting (eqs. 5-6) and node input f_i = W3 [f_s, f_o] + b3
         if c.message_passing:
             self.w_so = nn.Linear(c.num_regions, E)
