@@ -91,16 +91,11 @@ def _op_profile(graph: Path, emb: np.ndarray, queries: dict[int, np.ndarray], ru
 
 
 def _machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from vrgv.bench import machine_info
+
+    info = machine_info()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu}, {os.cpu_count()} logical CPUs, Linux {platform.release()}, load average at start {load:.1f}"
+    return f"{info['cpu']}, {info['cores']} logical CPUs, Linux {platform.release()}, load average at start {load:.1f}"
 
 
 def main() -> int:
