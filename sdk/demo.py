@@ -140,7 +140,9 @@ def run_demo(
             from vrgv.plot import plot_beta
 
             beta_png = out / "beta.png"
-            plot_beta(groundings, beta_png, sigma=grounder.spec.sigma, title=f"{ann.video_id}: temporal attention β")
+            top = sorted(groundings, key=lambda g: -g.score)[: show or len(groundings)]  # a readable legend
+            plot_beta(top, beta_png, sigma=grounder.spec.sigma,
+                      title=f"{ann.video_id}: temporal attention β ({len(top)} of {len(groundings)} relations)")
         except Exception as exc:  # noqa: BLE001 - matplotlib is an optional extra; the demo goes on
             log.warning("β plot skipped: %s", exc)
             beta_png = None
