@@ -74,13 +74,19 @@ def archive(tmp_path_factory) -> Path:
 def test_sigkill_at_random_points_then_resume_gives_every_record_exactly_once(archive, tmp_path):
     out = tmp_path / "r.jsonl"
     code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_faults; test_faults._batch_child(sys.argv[1:])"
-    env = dict(os.environ, VRGV_FAULT_SLOW="0.25", OMP_NUM_THREADS="1")
+    env = dict(os.environ, VRGV_FAULT_SLOW="0.6", OMP_NUM_THREADS="1")
     rng = random.Random(9)
     snapshots = []
     for round_, workers in enumerate(("2", "0", "1")):
         proc = subprocess.Popen([sys.executable, "-c", code, str(archive), str(out), workers], env=env, cwd=REPO,
                                 start_new_session=True, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.5, 4.0))  # a random moment: start-up, extraction, inference or a write
+        if round_ == 0:  # make sure one kill lands mid-run however fast the machine is
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (out.exists() and read_records(out)):
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.4))
+        else:
+            time.sleep(rng.uniform(1.5, 4.0))  # a random moment: start-up, extraction, inference or a write
         os.killpg(proc.pid, signal.SIGKILL)  # the run and all its workers
         proc.wait()
         snapshots.append(read_records(out) if out.exists() else [])
