@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from vrgv.errors import BackendError, BundleError, LinkingError, RegionsError, VideoError
-from vrgv.grounding import Grounding, Trajectory
+from vrgv.grounding import Grounding
 from vrgv.regions import DEFAULT_NUM_SAMPLES, Regions
 from vrgv.relation import Relation
 from vrgv.vocab import Vocabulary
@@ -319,7 +319,7 @@ class Grounder:
         return att
 
     def _link(self, regions: Regions, rels: list[Relation], att: Attention) -> list[Grounding]:
-        from vrgv.linking import link_many
+        from vrgv.linking import link_many, to_grounding
 
         beta = att.beta(self.spec.clip_len)
         results = link_many(
@@ -339,22 +339,8 @@ class Grounder:
         for k, (rel, res) in enumerate(zip(rels, results)):
             if res is None:
                 raise LinkingError(f"linking found no segment for '{rel}' in video {regions.video_id!r}")
-            fids = np.arange(int(res.start_fid), int(res.end_fid) + 1, dtype=np.int64)
-            out.append(
-                Grounding(
-                    relation=rel,
-                    subject=Trajectory(fids, res.sub_boxes),
-                    object=Trajectory(fids, res.obj_boxes),
-                    start_fid=res.start_fid,
-                    end_fid=res.end_fid,
-                    score=res.score,
-                    fallback=bool(res.fallback),
-                    video_id=regions.video_id,
-                    beta=beta[k],
-                    beta_frame_ids=regions.frame_ids,
-                    extra=dict(extra),
-                )
-            )
+            out.append(to_grounding(res, rel, regions.video_id, beta=beta[k], beta_frame_ids=regions.frame_ids,
+                                    extra=dict(extra)))
         return out
 
     def _decode(self, video: Any) -> Any:
