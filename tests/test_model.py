@@ -200,3 +200,84 @@ def test_text_word_vectors(tmp_path):
     (tmp_path / "bad.txt").write_text("dog 1 x\n")
     with pytest.raises(ConfigError, match="non-numeric"):
         WordVectorTable.load(tmp_path / "bad.txt")
+
+
+def _batch(variant: str = "full"):
+    vocab = Vocabulary.default()
+    boxes, feats = video(5, v=2)
+    rels = ["person-ride-bicycle", "dog-chase-domestic_cat", "person-stand_next_to-car"]
+    q = torch.from_numpy(vocab.encode_query(rels))
+    if variant == "cooccurrence":
+        q[:, 1:-1] = 0
+    words = [vocab.encode_words(r) for r in rels]
+    t = torch.zeros(len(words), max(map(len, words)), dtype=torch.int64)
+    for i, w in enumerate(words):
+        t[i, : len(w)] = torch.tensor(w)
+    return boxes, feats, torch.tensor([0, 1, 1]), q, t
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_auxiliary_losses_add_to_the_reconstruction_and_reach_the_attention(variant):
+    model = make_model(variant, seed=2, word_aux_weight=0.5, temporal_aux_weight=2.0, clip_pooling=True).train()
+    out = model(*_batch(variant))
+    aux = 0.5 * out["word_aux_loss"]
+    if model.config.uses_predicate:
+        aux = aux + 2.0 * out["temporal_aux_loss"]
+        assert out["temporal_aux_loss"].item() > 0
+    else:
+        assert "temporal_aux_loss" not in out and not hasattr(model, "predicate_aux")
+    assert torch.isclose(out["loss"], out["reconstruction_loss"] + aux)
+    out["loss"].backward()
+    assert model.sau_out_s.weight.grad.abs().sum() > 0 and model.sau_out_o.weight.grad.abs().sum() > 0
+    if model.config.clip_attention:  # clip pooling gives β2 a direct gradient
+        assert model.tau_clip.out.weight.grad.abs().sum() > 0
+
+
+def test_switches_off_by_default_and_inference_outputs_unchanged():
+    base = make_model(seed=4)
+    assert not hasattr(base, "word_aux") and not hasattr(base, "predicate_aux")
+    switched = make_model(seed=4, word_aux_weight=1.0, temporal_aux_weight=1.0, clip_pooling=True)
+    switched.load_state_dict(base.state_dict(), strict=False)
+    boxes, feats = video(6)
+    q = torch.from_numpy(Vocabulary.default().encode_query(QUERIES))
+    with torch.no_grad():
+        a = base.attend(base.embed_regions(boxes[0], feats[0]), q)
+        b = switched.attend(switched.embed_regions(boxes[0], feats[0]), q)
+    for x, y in zip(a, b):  # the switches only change training; the exported attention is the same function
+        torch.testing.assert_close(x, y)
+
+
+def test_clip_pooling_mixes_both_levels_and_sums_to_one():
+    model = make_model(seed=3, clip_pooling=True)
+    with torch.no_grad():
+        out = model._encode(model.embed_regions(*video(7)), torch.from_numpy(Vocabulary.default().encode_query(QUERIES)))
+    expected = 0.5 * (out["beta1"] + out["beta2"].repeat_interleave(L, dim=1) / L)
+    torch.testing.assert_close(out["pool"], expected)
+    torch.testing.assert_close(out["pool"].sum(1), torch.ones(len(QUERIES)))
+
+
+@pytest.mark.parametrize("field", ["word_aux_weight", "temporal_aux_weight"])
+def test_auxiliary_weights_are_validated(field):
+    with pytest.raises(ConfigError, match=field):
+        small_config(**{field: -1.0})
+
+
+def test_word_norm_gives_unit_vectors_and_keeps_padding_zero():
+    model = make_model(seed=5, word_norm=True)
+    q = torch.from_numpy(Vocabulary.default().encode_query(QUERIES))
+    vec = model._word_vectors(q)
+    norms = vec.norm(dim=-1)
+    torch.testing.assert_close(norms[q != 0], torch.ones(int((q != 0).sum())))
+    assert torch.all(norms[q == 0] == 0)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_normalisation_switches_keep_attention_distributions(variant):
+    model = make_model(variant, seed=6, word_norm=True, region_norm=True, node_norm=True, frame_skip=True)
+    boxes, feats = video(8)
+    q = torch.from_numpy(Vocabulary.default().encode_query(QUERIES))
+    with torch.no_grad():
+        a_s, a_o, b1, b2 = model.attend(model.embed_regions(boxes[0], feats[0]), q)
+    assert a_s.shape == (len(QUERIES), N, M) and b2.shape == (len(QUERIES), N // L)
+    torch.testing.assert_close(a_s.sum(-1), torch.ones(len(QUERIES), N))
+    torch.testing.assert_close(b1.sum(-1), torch.ones(len(QUERIES)))

@@ -245,3 +245,41 @@ def test_demo_video_uses_the_reserved_seed(tmp_path):
     ann = VideoAnnotation.load(ann_path)
     assert ann.video_id == f"synth_s{DEMO_SEED}_00000" and video_path.is_file()
     assert len(ann.relation_strings()) >= 1
+
+
+def test_runs_bridge_short_gaps_when_asked():
+    mask = np.array([1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1], bool)
+    assert runs(mask, 1) == [(0, 2), (4, 7), (10, 11)]
+    assert runs(mask, 1, merge_gap=2) == [(0, 7), (10, 11)]
+    assert runs(mask, 1, merge_gap=3) == [(0, 11)]
+    assert runs(mask, 8, merge_gap=2) == []
+
+
+def test_grounding_world_has_small_casts_and_long_instances():
+    from vrgv.synth.predicates import relations_from_boxes
+    from vrgv.synth.world import WORLDS, SynthOptions, simulate_scene
+
+    rules = WORLDS["grounding"]
+    counts = []
+    for i in range(12):
+        scene = simulate_scene(40, i, SynthOptions(world="grounding"))
+        ann = scene.annotation
+        assert 1 <= len(ann.categories) <= max(rules.cast_sizes)
+        assert ann.relations, "every video holds at least one relation"
+        for inst in ann.relations:
+            assert inst.end_fid - inst.begin_fid >= rules.min_fraction * ann.frame_count
+        gap = int(round(rules.merge_gap_s * ann.fps))
+        assert relations_from_boxes(ann, merge_gap=gap, min_fraction=rules.min_fraction) == ann.relations
+        counts.append(len(ann.relation_strings()))
+        standard = simulate_scene(40, i).annotation  # the same (seed, index) in the standard world differs
+        assert standard.video_id == ann.video_id
+    assert np.mean(counts) < 12
+
+
+def test_unknown_world_is_refused(tmp_path):
+    from vrgv.synth.world import SynthOptions
+
+    with pytest.raises(ConfigError, match="unknown synthetic world"):
+        SynthOptions(world="crowded")
+    with pytest.raises(ConfigError, match="unknown synthetic world"):
+        generate_split(tmp_path / "s", 1, 0, world="crowded", progress=False)

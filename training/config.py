@@ -39,6 +39,15 @@ class ModelConfig:
     variant: str = "full"
     relation_context_predicate: bool = True
     attention_init_scale: float = 1.0  # multiplies the initial attention output weights (sharper start)
+    # Deviations from the paper, off by default (see training/README.md "Model switches"):
+    word_norm: bool = False  # unit-length word vectors (raw ones have norm ~11 and saturate the attention tanh)
+    context_norm: bool = False  # LayerNorm on the relation context f_R (else it grows and saturates TAU2's tanh)
+    region_norm: bool = False  # LayerNorm on the appearance and box halves of f(B), so position is not swamped
+    node_norm: bool = False  # LayerNorm on the node inputs f_i, so the frame LSTM's gates do not saturate
+    frame_skip: bool = False  # f_l1 = LSTM(f) + W f: frame features keep what is local to their frame
+    clip_pooling: bool = False  # featv pools with (β1 + β2 spread over its frames) / 2, so β2 gets a direct gradient
+    word_aux_weight: float = 0.0  # per-frame reconstruction of the subject (object) word from f_s (f_o)
+    temporal_aux_weight: float = 0.0  # predicate words reconstructed per frame, pooled by attention (MIL)
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -53,6 +62,9 @@ class ModelConfig:
                 f"ModelConfig: num_frames={self.num_frames} is not a multiple of clip_len={self.clip_len}; "
                 f"choose N = H * L (the paper uses 120 = 10 * 12)"
             )
+        for name in ("word_aux_weight", "temporal_aux_weight"):
+            if not 0.0 <= float(getattr(self, name)) <= 100.0:
+                raise ConfigError(f"ModelConfig.{name} must lie in [0, 100], got {getattr(self, name)!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"ModelConfig.dropout must lie in [0, 1), got {self.dropout!r}")
 

@@ -57,6 +57,8 @@ class VRGVModel(nn.Module):
         # region feature f(B) = ReLU(W_app f_app) + ReLU(W_box f_B)
         self.app = nn.Linear(c.feature_dim, E)
         self.box = nn.Linear(5, E)
+        self.app_norm = nn.LayerNorm(E) if c.region_norm else nn.Identity()
+        self.box_norm = nn.LayerNorm(E) if c.region_norm else nn.Identity()
         # spatial attention units (eqs. 3-4), one for the subject and one for the object
         self.sau_region = nn.Linear(E, 2 * A)
         self.sau_word_s = nn.Linear(E, A, bias=False)
@@ -71,10 +73,14 @@ class VRGVModel(nn.Module):
             self.w_so = nn.Linear(c.num_regions, E)
             self.w_os = nn.Linear(c.num_regions, E)
         self.node = nn.Linear(2 * E, E)
+        self.node_norm = nn.LayerNorm(E) if c.node_norm else nn.Identity()
         # hierarchical temporal attention (eqs. 7-10)
         self.lstm_frame = nn.LSTM(E, H, batch_first=True)
+        if c.frame_skip:
+            self.frame_skip = nn.Linear(E, H)
         n_ctx = 3 if (c.uses_predicate and c.relation_context_predicate) else 2
         self.relation_context = nn.Linear(n_ctx * E, H)
+        self.context_norm = nn.LayerNorm(H) if c.context_norm else nn.Identity()
         if c.clip_attention:
             self.tau_clip = AdditiveAttention(H, H, A)
             self.lstm_clip = nn.LSTM(H, H, batch_first=True)
@@ -84,6 +90,10 @@ class VRGVModel(nn.Module):
         self.dec_init = nn.Linear(H, H)
         self.decoder = nn.LSTM(E + H, H, batch_first=True)
         self.dec_out = nn.Linear(H, c.vocab_size)
+        if c.word_aux_weight > 0:  # training-only head: which word does each frame's attended feature show?
+            self.word_aux = nn.Linear(E, c.vocab_size)
+        if c.temporal_aux_weight > 0 and c.uses_predicate:  # training-only head: predicate words per frame
+            self.predicate_aux = nn.Linear(H, c.vocab_size)
         self.drop = nn.Dropout(c.dropout)
 
     # ------------------------------------------------------------------------------------------
@@ -91,7 +101,7 @@ class VRGVModel(nn.Module):
     # ------------------------------------------------------------------------------------------
     def embed_regions(self, boxes_norm: Tensor, features: Tensor) -> Tensor:
         """f(B) for every region: boxes_norm [..., M, 5], features [..., M, D] -> [..., M, E]."""
-        return F.relu(self.app(features)) + F.relu(self.box(boxes_norm))
+        return self.app_norm(F.relu(self.app(features))) + self.box_norm(F.relu(self.box(boxes_norm)))
 
     def attend(self, region_emb: Tensor, query_ids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """One video's region_emb [N,M,E] and R queries [R,5] -> α_s, α_o [R,N,M], β1 [R,N], β2 [R,H]."""
@@ -114,13 +124,48 @@ class VRGVModel(nn.Module):
         logits = self._decode(out["featv"], targets)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=0,
                                reduction="sum") / targets.shape[0]
-        out.update(logits=logits, loss=loss)
+        out.update(logits=logits, reconstruction_loss=loss)
+        if self.config.word_aux_weight > 0:
+            out["word_aux_loss"] = self._word_aux_loss(out["f_s"], out["f_o"], query_ids)
+            loss = loss + self.config.word_aux_weight * out["word_aux_loss"]
+        if self.config.temporal_aux_weight > 0 and self.config.uses_predicate:
+            out["temporal_aux_loss"] = self._temporal_aux_loss(out["f_l1"], out["pool"], query_ids)
+            loss = loss + self.config.temporal_aux_weight * out["temporal_aux_loss"]
+        out["loss"] = loss
         return out
 
+    def _temporal_aux_loss(self, f_l1: Tensor, pool: Tensor, query_ids: Tensor) -> Tensor:
+        """Multiple-instance reconstruction of the predicate: each frame predicts the predicate's words from
+        f_l1, the temporal attention mixes the per-frame probabilities, and the loss is -log of the mixture
+        for each predicate word. The attention is pushed to the frames that show the predicate."""
+        log_p = torch.log_softmax(self.predicate_aux(f_l1), dim=-1)  # [B,N,V]
+        pred_ids = query_ids[:, 1:QUERY_LEN - 1]  # [B,3], 0 = padding
+        picked = log_p.gather(2, pred_ids.unsqueeze(1).expand(-1, log_p.shape[1], -1))  # [B,N,3]
+        mixed = torch.logsumexp(picked + torch.log(pool.clamp(min=1e-12)).unsqueeze(-1), dim=1)  # [B,3]
+        mask = (pred_ids != 0).to(mixed.dtype)
+        return -(mixed * mask).sum() / mask.sum().clamp(min=1.0)
+
+    def _word_aux_loss(self, f_s: Tensor, f_o: Tensor, query_ids: Tensor) -> Tensor:
+        """Mean over frames of -log P(subject | f_s) - log P(object | f_o): only the query's own words are used
+        (weak supervision), and it rewards α_s (α_o) for picking regions that look like the named category."""
+        B, N, _ = f_s.shape
+        subj = query_ids[:, 0].unsqueeze(1).expand(B, N).reshape(-1)
+        obj = query_ids[:, QUERY_LEN - 1].unsqueeze(1).expand(B, N).reshape(-1)
+        ls = F.cross_entropy(self.word_aux(f_s).reshape(B * N, -1), subj)
+        lo = F.cross_entropy(self.word_aux(f_o).reshape(B * N, -1), obj)
+        return ls + lo
+
     # ------------------------------------------------------------------------------------------
+    def _word_vectors(self, ids: Tensor) -> Tensor:
+        """v(w) for token ids, scaled to unit length with ``word_norm`` (padding stays zero)."""
+        vec = self.word_table(ids)
+        if self.config.word_norm:
+            vec = vec / vec.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        return vec
+
     def _words(self, query_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """g(S), g(P), g(O) [R,E]; the predicate vector is the mean of its non-pad word vectors."""
-        vec = self.word_table(query_ids)  # [R,5,W]
+        vec = self._word_vectors(query_ids)  # [R,5,W]
         pred_ids = query_ids[:, 1:QUERY_LEN - 1]
         mask = (pred_ids != 0).to(vec.dtype).unsqueeze(-1)
         v_pred = (vec[:, 1:QUERY_LEN - 1] * mask).sum(1) / mask.sum(1).clamp(min=1.0)
@@ -148,15 +193,18 @@ class VRGVModel(nn.Module):
             route = F.one_hot(video_index, region_emb.shape[0]).to(alpha_s.dtype)[:, None, :, None]  # [R,1,V,1]
         f_s = torch.einsum("rnvm,vnme->rne", alpha_s.unsqueeze(2) * route, region_emb)  # [R,N,E]
         f_o = torch.einsum("rnvm,vnme->rne", alpha_o.unsqueeze(2) * route, region_emb)
+        attended_s, attended_o = f_s, f_o
         # attention shifting (eqs. 5-6)
         if c.message_passing:
             f_so = F.relu(self.w_so(alpha_s))
             f_os = F.relu(self.w_os(alpha_o))
             f_s, f_o = f_s + f_os, f_o + f_so
-        node = self.node(self.drop(torch.cat([f_s, f_o], dim=-1)))  # [R,N,E]
+        node = self.node_norm(self.node(self.drop(torch.cat([f_s, f_o], dim=-1))))  # [R,N,E]
         f_l1, _ = self.lstm_frame(node)  # [R,N,H]
+        if c.frame_skip:
+            f_l1 = f_l1 + self.frame_skip(node)
         rel_parts = [g_s, g_p, g_o] if (c.uses_predicate and c.relation_context_predicate) else [g_s, g_o]
-        f_rel = self.relation_context(torch.cat(rel_parts, dim=-1))  # [R,H]
+        f_rel = self.context_norm(self.relation_context(torch.cat(rel_parts, dim=-1)))  # [R,H]
         R, N, Hd = f_l1.shape
         if c.clip_attention:
             f_clip = f_l1.reshape(R, c.num_clips, c.clip_len, Hd)[:, :, -1]  # last frame of each clip [R,H_clips,Hd]
@@ -171,15 +219,19 @@ class VRGVModel(nn.Module):
         else:  # w/o TAU: uniform attention at both levels, so linking covers the whole video
             beta1 = torch.ones_like(f_l1[..., 0]) / float(N)
             beta2 = torch.ones_like(f_l1[:, : c.num_clips, 0]) / float(c.num_clips)
-        featv = torch.matmul(beta1.unsqueeze(1), f_l1).squeeze(1)  # [R,H]
-        return {"alpha_s": alpha_s, "alpha_o": alpha_o, "beta1": beta1, "beta2": beta2, "featv": featv}
+        pool = beta1
+        if c.clip_pooling and c.clip_attention and c.temporal_attention:
+            pool = 0.5 * (beta1 + beta2.repeat_interleave(c.clip_len, dim=1) / float(c.clip_len))
+        featv = torch.matmul(pool.unsqueeze(1), f_l1).squeeze(1)  # [R,H]
+        return {"alpha_s": alpha_s, "alpha_o": alpha_o, "beta1": beta1, "beta2": beta2, "featv": featv,
+                "f_s": attended_s, "f_o": attended_o, "f_l1": f_l1, "pool": pool}
 
     def _decode(self, featv: Tensor, targets: Tensor) -> Tensor:
         """Teacher-forced LSTM decoder: featv [B,H], targets [B,T] -> logits [B,T,vocab]."""
         B, T = targets.shape
         bos = torch.full((B, 1), 1, dtype=targets.dtype, device=targets.device)
         inputs = torch.cat([bos, targets[:, :-1]], dim=1)
-        words = F.relu(self.word(self.word_table(inputs)))  # [B,T,E]
+        words = F.relu(self.word(self._word_vectors(inputs)))  # [B,T,E]
         feat = self.drop(featv)
         x = torch.cat([words, feat.unsqueeze(1).expand(B, T, feat.shape[-1])], dim=-1)
         h0 = torch.tanh(self.dec_init(feat)).unsqueeze(0)

@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=240, help="frame height in pixels (default 240)")
     parser.add_argument("--min-frames", type=int, default=60, help="shortest video in frames (default 60)")
     parser.add_argument("--max-frames", type=int, default=600, help="longest video in frames (default 600)")
+    parser.add_argument("--world", default="standard", choices=("standard", "grounding"),
+                        help="standard: crowded scenes, flickering relations (generator v1); grounding: 2-3 actors, "
+                             "relation runs bridged over 1.5 s gaps and covering at least 20%% of the video")
     parser.add_argument("--overwrite", action="store_true", help="regenerate videos that already exist")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     paths = generate_split(
         args.out, args.videos, args.seed, workers=args.workers, width=args.width, height=args.height,
-        min_frames=args.min_frames, max_frames=args.max_frames, overwrite=args.overwrite,
+        min_frames=args.min_frames, max_frames=args.max_frames, world=args.world, overwrite=args.overwrite,
         progress=not args.no_progress,
     )
     print(f"wrote {len(paths)} videos to {args.out} in {time.perf_counter() - started:.1f} s")

@@ -290,11 +290,21 @@ def boxes_array(trajectory: Mapping[int, list[float]], frame_count: int) -> np.n
     return out
 
 
-def runs(mask: np.ndarray, min_len: int = MIN_FRAMES) -> list[tuple[int, int]]:
-    """Maximal runs ``[begin, end)`` of True in ``mask`` lasting at least ``min_len`` frames."""
+def runs(mask: np.ndarray, min_len: int = MIN_FRAMES, merge_gap: int = 0) -> list[tuple[int, int]]:
+    """Maximal runs ``[begin, end)`` of True in ``mask`` lasting at least ``min_len`` frames, after bridging
+    gaps of at most ``merge_gap`` False frames between two runs (0: no bridging)."""
     m = np.concatenate([[False], np.asarray(mask, bool), [False]])
     edges = np.flatnonzero(m[1:] != m[:-1])
-    return [(int(b), int(e)) for b, e in zip(edges[::2], edges[1::2]) if e - b >= min_len]
+    spans = [[int(b), int(e)] for b, e in zip(edges[::2], edges[1::2])]
+    if merge_gap > 0 and spans:
+        merged = [spans[0]]
+        for b, e in spans[1:]:
+            if b - merged[-1][1] <= merge_gap:
+                merged[-1][1] = e
+            else:
+                merged.append([b, e])
+        spans = merged
+    return [(b, e) for b, e in spans if e - b >= min_len]
 
 
 def annotation_tracks(ann: VideoAnnotation) -> dict[int, Track]:
@@ -312,9 +322,12 @@ def predicate_mask(ann: VideoAnnotation, subject_tid: int, object_tid: int, pred
     return rule_mask(predicate, pair)
 
 
-def relations_from_boxes(ann: VideoAnnotation, min_frames: int = MIN_FRAMES) -> list[RelationInstance]:
-    """Every rule on every ordered pair of tracks: the maximal runs of at least ``min_frames`` frames."""
+def relations_from_boxes(ann: VideoAnnotation, min_frames: int = MIN_FRAMES, merge_gap: int = 0,
+                         min_fraction: float = 0.0) -> list[RelationInstance]:
+    """Every rule on every ordered pair of tracks: the maximal runs (gaps of up to ``merge_gap`` frames
+    bridged) of at least ``min_frames`` frames and at least ``min_fraction`` of the video."""
     tracks = annotation_tracks(ann)
+    min_frames = max(int(min_frames), int(np.ceil(float(min_fraction) * ann.frame_count)))
     out: list[RelationInstance] = []
     for s in tracks:
         for o in tracks:
@@ -322,7 +335,7 @@ def relations_from_boxes(ann: VideoAnnotation, min_frames: int = MIN_FRAMES) -> 
                 continue
             pair = Pair.of(tracks[s], tracks[o], ann.categories[s], ann.categories[o])
             for predicate in PREDICATES:
-                for begin, end in runs(rule_mask(predicate, pair), min_frames):
+                for begin, end in runs(rule_mask(predicate, pair), min_frames, merge_gap):
                     out.append(RelationInstance(s, o, predicate, begin, end))
     out.sort(key=lambda r: (r.begin_fid, r.subject_tid, r.object_tid, PREDICATES.index(r.predicate), r.end_fid))
     return out

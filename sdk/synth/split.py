@@ -73,9 +73,9 @@ class SynthVideo:
 
 
 def sample_video(seed: int, index: int, *, width: int = 320, height: int = 240, min_frames: int = 60,
-                 max_frames: int = 600) -> SynthVideo:
+                 max_frames: int = 600, world: str = "standard") -> SynthVideo:
     """Video ``index`` of the split with ``seed``: depends on (seed, index) and the options only."""
-    return SynthVideo(simulate_scene(int(seed), int(index), SynthOptions(width, height, min_frames, max_frames)))
+    return SynthVideo(simulate_scene(int(seed), int(index), SynthOptions(width, height, min_frames, max_frames, world)))
 
 
 def _write_one(job: tuple[str, int, int, dict]) -> tuple[int, str, int, int]:
@@ -99,6 +99,7 @@ def _manifest(seed: int, count: int, opts: dict, ids: list[str], complete: bool,
         "count": count,
         "options": opts,
         "min_relation_frames": MIN_FRAMES,
+        "world": opts.get("world", "standard"),
         "categories": list(CATEGORIES),
         "predicates": list(PREDICATES),
         "complete": complete,
@@ -109,7 +110,7 @@ def _manifest(seed: int, count: int, opts: dict, ids: list[str], complete: bool,
 
 def generate_split(out_dir: str | os.PathLike, num_videos: int, seed: int, *, workers: int | None = None,
                    width: int = 320, height: int = 240, min_frames: int = 60, max_frames: int = 600,
-                   overwrite: bool = False, progress: bool = True) -> list[Path]:
+                   world: str = "standard", overwrite: bool = False, progress: bool = True) -> list[Path]:
     """Write videos 0..num_videos-1 of split ``seed`` into ``out_dir``; return the annotation paths in order.
 
     Videos whose annotation already exists are kept (resume) unless ``overwrite``; a folder made by another
@@ -119,7 +120,9 @@ def generate_split(out_dir: str | os.PathLike, num_videos: int, seed: int, *, wo
         raise ConfigError(f"synth --videos must be at least 1, got {num_videos}")
     if not 0 <= seed <= MAX_SPLIT_SEED and seed != DEMO_SEED:
         raise ConfigError(f"synth seed {seed} is outside the split range 0..{MAX_SPLIT_SEED} (the demo uses {DEMO_SEED})")
-    opts = asdict(SynthOptions(width, height, min_frames, max_frames))
+    opts = asdict(SynthOptions(width, height, min_frames, max_frames, world))
+    if world == "standard":
+        del opts["world"]  # manifests of standard splits written before worlds existed stay valid
     out_dir = Path(out_dir)
     manifest_path = out_dir / "manifest.json"
     if manifest_path.is_file() and not overwrite:

@@ -30,6 +30,28 @@ MOVERS = frozenset({"person", "dog", "domestic_cat", "horse", "zebra", "sheep", 
 
 
 @dataclass(frozen=True)
+class WorldRules:
+    """What distinguishes one synthetic world from another: cast size and how relation runs become instances.
+
+    ``standard`` is the world of generator version 1 (crowded scenes, every run of at least 8 frames is an
+    instance, so relations flicker). ``grounding`` keeps scenes to 2-3 actors, bridges gaps of up to
+    ``merge_gap_s`` seconds in a rule's run (hysteresis) and keeps a run only if it covers at least
+    ``min_fraction`` of the video: fewer, longer relation instances, closer to how ImageNet-VidVRD is annotated.
+    """
+
+    cast_sizes: tuple[int, ...] = (2, 3, 4, 5, 6)
+    cast_probs: tuple[float, ...] = (0.35, 0.32, 0.18, 0.09, 0.06)
+    merge_gap_s: float = 0.0
+    min_fraction: float = 0.0
+
+
+WORLDS: dict[str, WorldRules] = {
+    "standard": WorldRules(),
+    "grounding": WorldRules(cast_sizes=(2, 3), cast_probs=(0.5, 0.5), merge_gap_s=1.5, min_fraction=0.2),
+}
+
+
+@dataclass(frozen=True)
 class SynthOptions:
     """Knobs of one generated video (frame size and the range of its length)."""
 
@@ -37,8 +59,11 @@ class SynthOptions:
     height: int = 240
     min_frames: int = 60
     max_frames: int = 600
+    world: str = "standard"
 
     def __post_init__(self) -> None:
+        if self.world not in WORLDS:
+            raise ConfigError(f"unknown synthetic world {self.world!r}; choose one of {sorted(WORLDS)}")
         if not (64 <= self.width <= 4096 and 64 <= self.height <= 4096):
             raise ConfigError(f"synth frame size {self.width}x{self.height} is out of range; use 64..4096 pixels")
         if not (16 <= self.min_frames <= self.max_frames <= 100_000):
@@ -91,8 +116,8 @@ def rng_for(seed: int, index: int, stream: int) -> np.random.Generator:
 # cast
 
 
-def _sample_cast(rng: np.random.Generator) -> list[str]:
-    n = int(rng.choice([2, 3, 4, 5, 6], p=[0.35, 0.32, 0.18, 0.09, 0.06]))
+def _sample_cast(rng: np.random.Generator, rules: WorldRules = WORLDS["standard"]) -> list[str]:
+    n = int(rng.choice(list(rules.cast_sizes), p=list(rules.cast_probs)))
     names = list(CATEGORY_WEIGHTS)
     weights = np.array([CATEGORY_WEIGHTS[c] for c in names])
     weights = weights / weights.sum()
@@ -335,24 +360,26 @@ def _simulate_attempt(seed: int, index: int, options: SynthOptions, attempt: int
     T = int(np.clip(T, options.min_frames, options.max_frames))
     fps = float(rng.choice(FPS_CHOICES))
     stage = mo.Stage(W, H, fps, horizon=float(rng.uniform(0.22, 0.45) * H))
-    actors = [_make_actor(tid, cat, stage, rng) for tid, cat in enumerate(_sample_cast(rng))]
+    rules = WORLDS[options.world]
+    actors = [_make_actor(tid, cat, stage, rng) for tid, cat in enumerate(_sample_cast(rng, rules))]
     _place(actors, stage, rng)
     _plan_episodes(actors, stage, T, rng)
     for actor in actors:
         _fill(actor, stage, T, rng)
     paths = [p for p in _paths(actors, _simulate(actors, stage, T), stage) if not np.isnan(p.boxes).all()]
     vid = video_id_for(seed, index)
-    annotation = annotate(vid, paths, T, fps, W, H)
+    annotation = annotate(vid, paths, T, fps, W, H, rules)
     return Scene(vid, seed, index, options, fps, T, stage.horizon, paths, annotation)
 
 
 def annotate(video_id: str, paths: Sequence[ActorPath], frame_count: int, fps: float, width: int,
-             height: int) -> VideoAnnotation:
+             height: int, rules: WorldRules = WORLDS["standard"]) -> VideoAnnotation:
     """The official-format annotation of simulated paths: visible boxes and rule-derived relations."""
     trajectories = {}
     for p in paths:
         keep = np.flatnonzero(~np.isnan(p.boxes).any(axis=1))
         trajectories[p.tid] = {int(f): [int(v) for v in p.boxes[f]] for f in keep}
     ann = VideoAnnotation(video_id, frame_count, width, height, fps, {p.tid: p.category for p in paths}, trajectories)
-    ann.relations = relations_from_boxes(ann)
+    ann.relations = relations_from_boxes(ann, merge_gap=int(round(rules.merge_gap_s * fps)),
+                                         min_fraction=rules.min_fraction)
     return ann
