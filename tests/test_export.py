@@ -216,6 +216,7 @@ def test_detector_whose_features_do_not_fit_the_model_is_refused(tmp_path):
 def test_model_switches_export_with_parity(tmp_path):
     """The vrgv training switches (norms, frame skip, word norm) stay inside plain ONNX ops."""
     model, vocab, _ = small_model(seed=3, word_norm=True, region_norm=True, node_norm=True, frame_skip=True,
+                                  context_norm=True, temporal_scoring="dot", pair_geometry=True,
                                   clip_pooling=True, word_aux_weight=1.0, temporal_aux_weight=1.0)
     graphs = export_encoder(model, tmp_path)
     assert check_parity(model, vocab, graphs, sizes=(1, 7)).max_error <= 1e-4

@@ -230,7 +230,7 @@ def test_auxiliary_losses_add_to_the_reconstruction_and_reach_the_attention(vari
     out["loss"].backward()
     assert model.sau_out_s.weight.grad.abs().sum() > 0 and model.sau_out_o.weight.grad.abs().sum() > 0
     if model.config.clip_attention:  # clip pooling gives β2 a direct gradient
-        assert model.tau_clip.out.weight.grad.abs().sum() > 0
+        assert model.tau_clip.inp.weight.grad.abs().sum() > 0
 
 
 def test_switches_off_by_default_and_inference_outputs_unchanged():
@@ -281,3 +281,31 @@ def test_normalisation_switches_keep_attention_distributions(variant):
     assert a_s.shape == (len(QUERIES), N, M) and b2.shape == (len(QUERIES), N // L)
     torch.testing.assert_close(a_s.sum(-1), torch.ones(len(QUERIES), N))
     torch.testing.assert_close(b1.sum(-1), torch.ones(len(QUERIES)))
+
+
+def test_dot_temporal_scoring_builds_normalised_attention_and_is_validated():
+    model = make_model(seed=9, temporal_scoring="dot")
+    from vrgv.training.model import DotAttention
+
+    assert isinstance(model.tau_clip, DotAttention) and isinstance(model.tau_frame, DotAttention)
+    with torch.no_grad():
+        _, _, b1, b2 = model.attend(model.embed_regions(*(t[0] for t in video(9))),
+                                    torch.from_numpy(Vocabulary.default().encode_query(QUERIES)))
+    torch.testing.assert_close(b2.sum(-1), torch.ones(len(QUERIES)))
+    with pytest.raises(ConfigError, match="temporal_scoring"):
+        small_config(temporal_scoring="cosine")
+
+
+def test_pair_geometry_carries_the_boxes_through_the_region_embedding():
+    model = make_model(seed=10, pair_geometry=True, node_norm=True)
+    boxes, feats = video(10)
+    emb = model.embed_regions(boxes[0], feats[0])
+    assert emb.shape == (N, M, model.config.region_dim + 5)
+    torch.testing.assert_close(emb[..., -5:], boxes[0])
+    q = torch.from_numpy(Vocabulary.default().encode_query(QUERIES))
+    with torch.no_grad():
+        moved = boxes[0].clone()
+        moved[..., [0, 2]] += 0.1  # the same regions shifted right: the temporal attention sees the geometry
+        b_a = model.attend(emb, q)[2]
+        b_b = model.attend(model.embed_regions(moved, feats[0]), q)[2]
+    assert not torch.allclose(b_a, b_b)

@@ -41,8 +41,10 @@ class ModelConfig:
     attention_init_scale: float = 1.0  # multiplies the initial attention output weights (sharper start)
     # Deviations from the paper, off by default (see training/README.md "Model switches"):
     word_norm: bool = False  # unit-length word vectors (raw ones have norm ~11 and saturate the attention tanh)
+    temporal_scoring: str = "additive"  # "dot": TAU scores (W x)·(W' c)/sqrt(A), which cannot saturate into uniform
     context_norm: bool = False  # LayerNorm on the relation context f_R (else it grows and saturates TAU2's tanh)
     region_norm: bool = False  # LayerNorm on the appearance and box halves of f(B), so position is not swamped
+    pair_geometry: bool = False  # node input also gets W_g [b_s, b_o, b_s - b_o] of the attended boxes
     node_norm: bool = False  # LayerNorm on the node inputs f_i, so the frame LSTM's gates do not saturate
     frame_skip: bool = False  # f_l1 = LSTM(f) + W f: frame features keep what is local to their frame
     clip_pooling: bool = False  # featv pools with (β1 + β2 spread over its frames) / 2, so β2 gets a direct gradient
@@ -65,6 +67,8 @@ class ModelConfig:
         for name in ("word_aux_weight", "temporal_aux_weight"):
             if not 0.0 <= float(getattr(self, name)) <= 100.0:
                 raise ConfigError(f"ModelConfig.{name} must lie in [0, 100], got {getattr(self, name)!r}")
+        if self.temporal_scoring not in ("additive", "dot"):
+            raise ConfigError(f"ModelConfig.temporal_scoring must be 'additive' or 'dot', got {self.temporal_scoring!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"ModelConfig.dropout must lie in [0, 1), got {self.dropout!r}")
 

@@ -32,6 +32,22 @@ class AdditiveAttention(nn.Module):
         return torch.softmax(scores, dim=-1)
 
 
+class DotAttention(nn.Module):
+    """``score = (W_in x) · (W_ctx c) / sqrt(A)``: the TAU form with ``temporal_scoring="dot"``. Without a tanh it
+    cannot saturate, so a temporal attention that starts uniform keeps a gradient."""
+
+    def __init__(self, in_dim: int, ctx_dim: int, att_dim: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(in_dim, att_dim)
+        self.ctx = nn.Linear(ctx_dim, att_dim, bias=False)
+        self.scale = float(att_dim) ** -0.5
+
+    def forward(self, x: Tensor, ctx: Tensor) -> Tensor:
+        """x [R,K,in], ctx [R,ctx] -> softmax weights [R,K]."""
+        scores = torch.matmul(self.inp(x), self.ctx(ctx).unsqueeze(-1)).squeeze(-1) * self.scale
+        return torch.softmax(scores, dim=-1)
+
+
 class VRGVModel(nn.Module):
     """Weakly supervised visual relation grounding by reconstruction (Xiao et al., ECCV 2020)."""
 
@@ -73,6 +89,8 @@ class VRGVModel(nn.Module):
             self.w_so = nn.Linear(c.num_regions, E)
             self.w_os = nn.Linear(c.num_regions, E)
         self.node = nn.Linear(2 * E, E)
+        if c.pair_geometry:
+            self.geometry = nn.Linear(15, E)
         self.node_norm = nn.LayerNorm(E) if c.node_norm else nn.Identity()
         # hierarchical temporal attention (eqs. 7-10)
         self.lstm_frame = nn.LSTM(E, H, batch_first=True)
@@ -81,11 +99,12 @@ class VRGVModel(nn.Module):
         n_ctx = 3 if (c.uses_predicate and c.relation_context_predicate) else 2
         self.relation_context = nn.Linear(n_ctx * E, H)
         self.context_norm = nn.LayerNorm(H) if c.context_norm else nn.Identity()
+        tau = DotAttention if c.temporal_scoring == "dot" else AdditiveAttention
         if c.clip_attention:
-            self.tau_clip = AdditiveAttention(H, H, A)
+            self.tau_clip = tau(H, H, A)
             self.lstm_clip = nn.LSTM(H, H, batch_first=True)
         if c.temporal_attention:
-            self.tau_frame = AdditiveAttention(H, H, A)
+            self.tau_frame = tau(H, H, A)
         # decoder (eq. 11)
         self.dec_init = nn.Linear(H, H)
         self.decoder = nn.LSTM(E + H, H, batch_first=True)
@@ -100,7 +119,13 @@ class VRGVModel(nn.Module):
     # inference entry points (exported)
     # ------------------------------------------------------------------------------------------
     def embed_regions(self, boxes_norm: Tensor, features: Tensor) -> Tensor:
-        """f(B) for every region: boxes_norm [..., M, 5], features [..., M, D] -> [..., M, E]."""
+        """f(B) for every region: boxes_norm [..., M, 5], features [..., M, D] -> [..., M, E] (with
+        ``pair_geometry`` the normalised box rides along: [..., M, E + 5])."""
+        if self.config.pair_geometry:
+            return torch.cat([self._embed(boxes_norm, features), boxes_norm], dim=-1)
+        return self._embed(boxes_norm, features)
+
+    def _embed(self, boxes_norm: Tensor, features: Tensor) -> Tensor:
         return self.app_norm(F.relu(self.app(features))) + self.box_norm(F.relu(self.box(boxes_norm)))
 
     def attend(self, region_emb: Tensor, query_ids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -177,6 +202,8 @@ class VRGVModel(nn.Module):
         ``video_index[r]``, or with ``video_index=None`` the single video (V=1) broadcast over R."""
         c = self.config
         g_s, g_p, g_o = self._words(query_ids)
+        if c.pair_geometry:
+            region_emb, region_box = region_emb[..., : c.region_dim], region_emb[..., c.region_dim:]
         # spatial attention (eqs. 3-4); the region half of W1 is computed once per video
         proj = self.sau_region(region_emb)  # [V,N,M,2A]
         if video_index is not None:
@@ -199,7 +226,12 @@ class VRGVModel(nn.Module):
             f_so = F.relu(self.w_so(alpha_s))
             f_os = F.relu(self.w_os(alpha_o))
             f_s, f_o = f_s + f_os, f_o + f_so
-        node = self.node_norm(self.node(self.drop(torch.cat([f_s, f_o], dim=-1))))  # [R,N,E]
+        node = self.node(self.drop(torch.cat([f_s, f_o], dim=-1)))  # [R,N,E]
+        if c.pair_geometry:  # where the attended subject and object are, relative to each other
+            b_s = torch.einsum("rnvm,vnmk->rnk", alpha_s.unsqueeze(2) * route, region_box)
+            b_o = torch.einsum("rnvm,vnmk->rnk", alpha_o.unsqueeze(2) * route, region_box)
+            node = node + F.relu(self.geometry(torch.cat([b_s, b_o, b_s - b_o], dim=-1)))
+        node = self.node_norm(node)
         f_l1, _ = self.lstm_frame(node)  # [R,N,H]
         if c.frame_skip:
             f_l1 = f_l1 + self.frame_skip(node)

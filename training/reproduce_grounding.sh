@@ -1,0 +1,38 @@
+#!/bin/bash
+# Reproduces benchmarks/reports/accuracy_synthetic.md ("grounding world" section) and the bundled default model.
+# Synthetic data only. Every step is resumable; outputs go under $ROOT (default /work/data/gw).
+# Usage: bash training/reproduce_grounding.sh [ROOT]      (about 75 min on the 2-core development machine)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=${1:-/work/data/gw}
+PY=${PY:-.venv/bin/python}
+VRGV=${VRGV:-.venv/bin/vrgv}
+DET=${DET:-/work/data/detector}          # the built-in detector (training/detector, see regions.md)
+export OMP_NUM_THREADS=1
+
+# 1. data: the grounding world, train seed 21 (400 videos) and test seed 23 (120 videos)
+$VRGV synth --out "$ROOT/train" --videos 400 --seed 21 --world grounding --workers 2 --no-progress
+$VRGV synth --out "$ROOT/test" --videos 120 --seed 23 --world grounding --workers 2 --no-progress
+# 2. regions from the learned extractor (N=120, M=40, D=64)
+$VRGV extract "$ROOT"/train/videos/*.mp4 --out-dir "$ROOT/det_train" --detector "$DET" --num-samples 120 --threads 1
+$VRGV extract "$ROOT"/test/videos/*.mp4 --out-dir "$ROOT/det_test" --detector "$DET" --num-samples 120 --threads 1
+# 3. training: the full model and the four ablations, 10 minutes each, one thread, two at a time
+train() {
+  $VRGV train --annotations "$ROOT/train/annotations" --regions "$ROOT/det_train" --out "$ROOT/final/$1" \
+    --config training/configs/grounding.json --variant "$1" > "$ROOT/final/$1.log" 2>&1
+}
+mkdir -p "$ROOT/final"
+train full & train cooccurrence & wait
+train no_message & train no_clip & wait
+train no_temporal
+# 4. evaluation on the held-out test split (tIoU 0.5, sigma 0.04)
+evaluate() {  # checkpoint, row name, json, extra args
+  $PY -m vrgv.training.evaluate --checkpoint "$ROOT/final/$1" --annotations "$ROOT/test/annotations" \
+    --regions "$ROOT/det_test" --threads 1 --name "$2" --out "$ROOT/final/$3.json" "${@:4}"
+}
+evaluate full "vRGV" eval_full
+evaluate full "vRGV* (λ = 0)" eval_full_star --iou-weight 0
+evaluate cooccurrence "Co-occurrence" eval_cooccurrence
+evaluate no_message "w/o Msg" eval_no_message
+evaluate no_clip "w/o Clip" eval_no_clip --sigma 0.0001
+evaluate no_temporal "w/o TAU" eval_no_temporal
