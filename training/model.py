@@ -214,12 +214,7 @@ class VRGVModel(nn.Module):
         alpha_s = torch.softmax(self.sau_out_s(torch.tanh(proj_s + ws)).squeeze(-1), dim=-1)  # [R,N,M]
         alpha_o = torch.softmax(self.sau_out_o(torch.tanh(proj_o + wo)).squeeze(-1), dim=-1)
         # f = Σ_m α f(B): one GEMM per frame over all videos, α placed in its video's block (no gather)
-        if video_index is None:
-            route = torch.ones_like(alpha_s[:, :1, :1]).unsqueeze(-1)  # [R,1,1,1]: the single video
-        else:
-            route = F.one_hot(video_index, region_emb.shape[0]).to(alpha_s.dtype)[:, None, :, None]  # [R,1,V,1]
-        f_s = torch.einsum("rnvm,vnme->rne", alpha_s.unsqueeze(2) * route, region_emb)  # [R,N,E]
-        f_o = torch.einsum("rnvm,vnme->rne", alpha_o.unsqueeze(2) * route, region_emb)
+        f_s, f_o = _pool_regions(alpha_s, region_emb, video_index), _pool_regions(alpha_o, region_emb, video_index)
         attended_s, attended_o = f_s, f_o
         # attention shifting (eqs. 5-6)
         if c.message_passing:
@@ -228,8 +223,7 @@ class VRGVModel(nn.Module):
             f_s, f_o = f_s + f_os, f_o + f_so
         node = self.node(self.drop(torch.cat([f_s, f_o], dim=-1)))  # [R,N,E]
         if c.pair_geometry:  # where the attended subject and object are, relative to each other
-            b_s = torch.einsum("rnvm,vnmk->rnk", alpha_s.unsqueeze(2) * route, region_box)
-            b_o = torch.einsum("rnvm,vnmk->rnk", alpha_o.unsqueeze(2) * route, region_box)
+            b_s, b_o = _pool_regions(alpha_s, region_box, video_index), _pool_regions(alpha_o, region_box, video_index)
             node = node + F.relu(self.geometry(torch.cat([b_s, b_o, b_s - b_o], dim=-1)))
         node = self.node_norm(node)
         f_l1, _ = self.lstm_frame(node)  # [R,N,H]
@@ -269,6 +263,16 @@ class VRGVModel(nn.Module):
         h0 = torch.tanh(self.dec_init(feat)).unsqueeze(0)
         out, _ = self.decoder(x, (h0, torch.zeros_like(h0)))
         return self.dec_out(self.drop(out))
+
+
+def _pool_regions(alpha: Tensor, values: Tensor, video_index: Tensor | None) -> Tensor:
+    """Σ_m α[r,n,m] values[v(r),n,m,:] -> [R,N,K]. One video (inference): a batched MatMul over frames, which
+    exports to one ONNX MatMul. Several videos (training): one GEMM per frame with α placed in its video's
+    block (no gather of the [N,M,K] video tensors per sample)."""
+    if video_index is None:
+        return torch.matmul(alpha.transpose(0, 1), values[0]).transpose(0, 1)  # [N,R,M] @ [N,M,K]
+    route = F.one_hot(video_index, values.shape[0]).to(alpha.dtype)[:, None, :, None]  # [R,1,V,1]
+    return torch.einsum("rnvm,vnmk->rnk", alpha.unsqueeze(2) * route, values)
 
 
 def beta_per_frame(beta1: np.ndarray, beta2: np.ndarray, clip_len: int) -> np.ndarray:
