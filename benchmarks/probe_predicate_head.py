@@ -5,6 +5,7 @@ ground-truth instances, and the AUC of that score for separating inside from out
 
     python benchmarks/probe_predicate_head.py CHECKPOINT REGIONS_DIR ANNOTATIONS_DIR
 """
+import sys, torch, numpy as np
 from vrgv.annotations import load_annotations
 from vrgv.training.checkpoint import load_checkpoint
 from vrgv.training.data import load_region_folder
