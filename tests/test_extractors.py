@@ -310,3 +310,112 @@ def test_default_detector_is_found_without_a_path() -> None:
         pytest.skip("no trained detector in training/detector/artifacts/")
     ex = get_extractor("builtin")
     assert ex.path.name == "detector.onnx" and ex.feature_dim == 64
+
+
+# box hypotheses per peak, GIoU training, continuing from weights ------------------------------------
+def test_box_scales_give_peak_major_hypotheses() -> None:
+    """(1.0, 1.5) spends the M regions on ceil(M/2) peaks: each peak's boxes are adjacent, same centre and
+    score, sizes times the factors; (1.0,) is the plain decoder."""
+    torch = pytest.importorskip("torch")
+    from vrgv.training.detector.model import DetectorConfig, RegionDetector
+
+    torch.manual_seed(0)
+    small = dict(input_width=160, input_height=128, channels=(8, 8, 8, 8), head_channels=8, head_mid=8, feature_dim=8)
+    plain = RegionDetector(DetectorConfig(num_regions=5, **small)).eval()
+    multi = RegionDetector(DetectorConfig(num_regions=5, box_scales=(1.0, 1.5), **small)).eval()
+    multi.load_state_dict(plain.state_dict())
+    assert multi.config.num_peaks == 3 and plain.config.num_peaks == 5
+    img = torch.randint(0, 255, (1, 128, 160, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        pb, ps, _ = plain(img)
+        mb, ms, mf = multi(img)
+    assert mb.shape == (1, 5, 4) and ms.shape == (1, 5) and mf.shape == (1, 5, 8)
+    assert torch.allclose(mb[0, 0], pb[0, 0]) and torch.allclose(mb[0, 2], pb[0, 1])  # scale 1.0 of peaks 1, 2
+    assert torch.equal(ms[0, 0], ms[0, 1]) and torch.allclose(ms[0, ::2], ps[0, :3])
+    centre = lambda b: (b[..., :2] + b[..., 2:]) / 2  # noqa: E731
+    inside = (mb[0, 1] > 0).all() and (mb[0, 1, 2] < 160) and (mb[0, 1, 3] < 128)
+    if inside:  # unclipped: same centre, 1.5x the size
+        assert torch.allclose(centre(mb[0, 1]), centre(mb[0, 0]), atol=1e-4)
+        assert torch.allclose(mb[0, 1, 2:] - mb[0, 1, :2], 1.5 * (mb[0, 0, 2:] - mb[0, 0, :2]), atol=1e-3)
+
+
+@pytest.mark.parametrize("scales", [(), (0.0,), (1.0,) * 6])
+def test_bad_box_scales_are_refused(scales: tuple) -> None:
+    pytest.importorskip("torch")
+    from vrgv.errors import ConfigError
+    from vrgv.training.detector.model import DetectorConfig
+
+    with pytest.raises(ConfigError, match="box_scales"):
+        DetectorConfig(num_regions=5, box_scales=scales)
+
+
+def test_box_scales_round_trip_through_config_and_onnx(tmp_path: Path) -> None:
+    """`export --box-scales` writes an ONNX whose regions match torch and records the scales in config.json."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    from vrgv.training.detector import export
+    from vrgv.training.detector.model import DetectorConfig, RegionDetector
+
+    torch.manual_seed(0)
+    cfg = DetectorConfig(input_width=160, input_height=128, channels=(8, 8, 8, 8), head_channels=8, head_mid=8,
+                         feature_dim=8, num_regions=6)
+    src = tmp_path / "src"
+    src.mkdir()
+    save_file(RegionDetector(cfg).state_dict(), str(src / "detector.safetensors"))
+    (src / "config.json").write_text(json.dumps({"detector": cfg.to_dict(), "training": {"step": 3}}))
+    out = tmp_path / "out" / "detector.onnx"
+    assert export.main(["--weights", str(src / "detector.safetensors"), "--out", str(out), "--box-scales", "1,1.3,1.6"]) == 0
+    meta = json.loads((out.parent / "config.json").read_text())
+    assert meta["detector"]["box_scales"] == [1.0, 1.3, 1.6] and meta["training"] == {"step": 3}
+    model = export.load_detector(src / "detector.safetensors", DetectorConfig.from_dict(meta["detector"]))
+    imgs = np.random.default_rng(0).integers(0, 256, (2, 128, 160, 3), dtype=np.uint8)
+    assert export.check_parity(model, out, imgs)["matched_fraction"] == 1.0
+    with pytest.raises(SystemExit):
+        export.main(["--weights", str(src / "detector.safetensors"), "--out", str(out), "--box-scales", "1,big"])
+
+
+def test_giou_loss_and_decoded_boxes_at_gt_centres() -> None:
+    """GIoU is 0 for identical boxes and grows past 1 for far apart ones; the boxes the loss trains are exactly
+    what the decoder outputs at the same cells."""
+    torch = pytest.importorskip("torch")
+    from vrgv.training.detector.model import DetectorConfig, RegionDetector
+    from vrgv.training.detector.train import decoded_boxes_at, giou_loss
+
+    a = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    assert float(giou_loss(a, a)) == pytest.approx(0.0, abs=1e-6)
+    assert float(giou_loss(a, a + 5.0)) == pytest.approx(1 - (25 / 175 - (225 - 175) / 225), abs=1e-5)  # inter, union, hull
+    assert float(giou_loss(a, a + 100.0)) > 1.0
+    cfg = DetectorConfig(input_width=160, input_height=128, channels=(8, 8, 8, 8), head_channels=8, head_mid=8,
+                         feature_dim=8, num_regions=3)
+    h, w = 32, 40
+    g = torch.Generator().manual_seed(0)
+    heat = torch.full((1, 1, h, w), -10.0)
+    ind = torch.tensor([[5 * w + 7, 20 * w + 30, 31 * w + 2]])
+    for k, i in enumerate(ind[0]):
+        heat.view(-1)[i] = 5.0 - k
+    maps = {"heatmap": heat, "size": torch.rand(1, 2, h, w, generator=g) * 3, "offset": torch.rand(1, 2, h, w, generator=g) - 0.5,
+            "embed": torch.zeros(1, 8, h, w)}
+    boxes, _, _ = RegionDetector(cfg).decode(maps)
+    trained = decoded_boxes_at(maps, ind, cfg.stride)
+    clip = lambda b: torch.stack([b[..., 0].clamp(0, 160), b[..., 1].clamp(0, 128), b[..., 2].clamp(0, 160), b[..., 3].clamp(0, 128)], -1)  # noqa: E731
+    assert torch.allclose(clip(trained), boxes, atol=1e-4)
+
+
+def test_training_can_continue_from_weights(tmp_path: Path) -> None:
+    """`--init` starts from saved weights: zero steps after loading give back the same weights."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file
+
+    from vrgv.training.detector import train
+
+    split = write_toy_split(tmp_path / "train", num_videos=1, num_frames=4)
+    common = ["--train-dir", str(split), "--batch", "2", "--input-size", "160x128", "--frames-per-video", "2",
+              "--threads", "1", "--no-export", "--crop", "none"]
+    assert train.main(common + ["--out", str(tmp_path / "a"), "--max-steps", "1"]) == 0
+    assert train.main(common + ["--out", str(tmp_path / "b"), "--max-steps", "0", "--minutes", "0",
+                                "--init", str(tmp_path / "a"), "--giou-weight", "2"]) == 0
+    a, b = (load_file(str(tmp_path / d / "detector.safetensors")) for d in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    meta = json.loads((tmp_path / "b" / "config.json").read_text())["training"]
+    assert meta["init"] == str(tmp_path / "a") and meta["giou_weight"] == 2.0

@@ -1,7 +1,8 @@
 """Export the region detector to ONNX (opset 17, fixed H×W, dynamic batch) and check ONNX Runtime parity.
 
-Usage: ``python -m vrgv.training.detector.export --weights DIR/detector.safetensors --out DIR/detector.onnx``
-(``config.json`` is read from beside the weights and written beside the ONNX).
+Usage: ``python -m vrgv.training.detector.export --weights DIR/detector.safetensors --out DIR/detector.onnx
+[--box-scales 1.0,1.2,1.45]`` (``config.json`` is read from beside the weights and written beside the ONNX,
+with the decoding settings the ONNX was exported with).
 """
 from __future__ import annotations
 
@@ -80,15 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", required=True, help="detector.safetensors (config.json beside it)")
     p.add_argument("--out", required=True, help="output detector.onnx")
     p.add_argument("--parity-images", type=int, default=4, help="random frames for the torch/ORT parity check")
+    p.add_argument("--box-scales", help="comma-separated box size factors per peak (default: the config's)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     weights = Path(args.weights)
-    model = load_detector(weights)
+    meta = json.loads((weights.parent / "config.json").read_text())
+    if args.box_scales:
+        try:
+            meta["detector"]["box_scales"] = [float(x) for x in args.box_scales.split(",")]
+        except ValueError:
+            p.error(f"--box-scales {args.box_scales!r}: give comma-separated numbers, e.g. 1.0,1.2,1.45")
+    model = load_detector(weights, DetectorConfig.from_dict(meta["detector"]))
     out = export_onnx(model, args.out)
-    config_src = weights.parent / "config.json"
-    config_dst = out.parent / "config.json"
-    if config_src.resolve() != config_dst.resolve():
-        config_dst.write_text(config_src.read_text())
+    meta["detector"] = model.config.to_dict()
+    (out.parent / "config.json").write_text(json.dumps(meta, indent=1))
     cfg = model.config
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (args.parity_images, cfg.input_height, cfg.input_width, 3), dtype=np.uint8)

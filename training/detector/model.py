@@ -33,9 +33,16 @@ class DetectorConfig:
     pool_extent: float = 1.0  # fraction of the box (centred) that the pooling grid covers
     class_names: list[str] = field(default_factory=list)
     max_log_size: float = 6.0
+    # Box hypotheses per heatmap peak: the predicted size times each factor. (1.0,) is one box per peak;
+    # (1.0, 1.2, 1.45) spends the M regions on the top ceil(M/3) peaks at three sizes, which raises recall
+    # when the size head is off (proposals are about recall; the grounding model picks among them).
+    box_scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
+        self.box_scales = tuple(float(s) for s in self.box_scales)
+        if not self.box_scales or any(not 0.1 <= s <= 10.0 for s in self.box_scales) or len(self.box_scales) > self.num_regions:
+            raise ConfigError(f"detector config: box_scales={self.box_scales} must be 1..num_regions factors in [0.1, 10]")
         if self.stride != 4 or len(self.channels) != 4:
             raise ConfigError(f"detector config: only stride 4 with 4 stages is built, got stride {self.stride}, "
                               f"channels {self.channels}")
@@ -51,7 +58,13 @@ class DetectorConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = list(self.channels)
+        d["box_scales"] = list(self.box_scales)
         return d
+
+    @property
+    def num_peaks(self) -> int:
+        """Heatmap peaks decoded per frame: enough that peaks × box_scales covers num_regions."""
+        return -(-self.num_regions // len(self.box_scales))
 
     @classmethod
     def from_dict(cls, data: dict) -> "DetectorConfig":
@@ -127,13 +140,14 @@ class RegionDetector(nn.Module):
 
     # decoding ------------------------------------------------------------------------------------
     def decode(self, maps: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Top-M heatmap peaks (3×3 max-pool NMS) → boxes [B,M,4], scores [B,M], features [B,M,D]."""
+        """Top heatmap peaks (3×3 max-pool NMS), one box per peak and box scale → boxes [B,M,4], scores [B,M],
+        features [B,M,D]; regions are peak-major (a peak's hypotheses are adjacent), ordered by score."""
         cfg = self.config
         heat = torch.sigmoid(maps["heatmap"])
         b, _, h, w = heat.shape
         keep = (F.max_pool2d(heat, 3, stride=1, padding=1) == heat).to(heat.dtype)
         flat = (heat * keep).reshape(b, h * w)
-        scores, idx = torch.topk(flat, cfg.num_regions, dim=1)
+        scores, idx = torch.topk(flat, cfg.num_peaks, dim=1)
         ys = torch.div(idx, w, rounding_mode="floor").to(heat.dtype)
         xs = (idx - torch.div(idx, w, rounding_mode="floor") * w).to(heat.dtype)
         gather_idx = idx.unsqueeze(1).expand(-1, 2, -1)
@@ -141,6 +155,11 @@ class RegionDetector(nn.Module):
         size = torch.exp(torch.gather(maps["size"].reshape(b, 2, h * w), 2, gather_idx)) * cfg.stride
         cx = (xs + 0.5 + off[:, 0]) * cfg.stride
         cy = (ys + 0.5 + off[:, 1]) * cfg.stride
+        if cfg.box_scales != (1.0,):  # [B,2,P] → [B,2,P·S] peak-major, cut to M (static shapes for export)
+            k = len(cfg.box_scales)
+            factors = torch.tensor(cfg.box_scales, dtype=size.dtype, device=size.device)
+            size = (size.unsqueeze(-1) * factors).flatten(2)[:, :, : cfg.num_regions]
+            cx, cy, scores = (t.unsqueeze(-1).expand(*t.shape, k).flatten(1)[:, : cfg.num_regions] for t in (cx, cy, scores))
         W, H = float(w * cfg.stride), float(h * cfg.stride)
         boxes = torch.stack(
             [

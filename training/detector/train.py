@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vrgv.errors import ConfigError
 from vrgv.training.detector.data import FrameSample, crop_sample, letterbox_sample, load_split_frames, make_targets
 from vrgv.training.detector.model import CosineClassifier, DetectorConfig, RegionDetector
 from vrgv.training.detector.prepare import load_cache
@@ -56,19 +57,46 @@ def jitter_boxes(boxes: torch.Tensor, scale: float, gen: torch.Generator) -> tor
     return torch.stack([x1, y1, out[..., 2], out[..., 3]], dim=-1)
 
 
+def giou_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """1 − generalized IoU of boxes [..., 4] (x1, y1, x2, y2): trains the decoded box, which is what recall
+    at IoU ≥ 0.5 measures, instead of only its log size and offset separately."""
+    ix1, iy1 = torch.maximum(pred[..., 0], gt[..., 0]), torch.maximum(pred[..., 1], gt[..., 1])
+    ix2, iy2 = torch.minimum(pred[..., 2], gt[..., 2]), torch.minimum(pred[..., 3], gt[..., 3])
+    inter = (ix2 - ix1).clamp(min=0) * (iy2 - iy1).clamp(min=0)
+    area_p = (pred[..., 2] - pred[..., 0]) * (pred[..., 3] - pred[..., 1])
+    area_g = (gt[..., 2] - gt[..., 0]) * (gt[..., 3] - gt[..., 1])
+    union = (area_p + area_g - inter).clamp(min=1e-6)
+    cx1, cy1 = torch.minimum(pred[..., 0], gt[..., 0]), torch.minimum(pred[..., 1], gt[..., 1])
+    cx2, cy2 = torch.maximum(pred[..., 2], gt[..., 2]), torch.maximum(pred[..., 3], gt[..., 3])
+    hull = ((cx2 - cx1) * (cy2 - cy1)).clamp(min=1e-6)
+    return 1.0 - (inter / union - (hull - union) / hull)
+
+
+def decoded_boxes_at(maps: dict[str, torch.Tensor], ind: torch.Tensor, stride: int) -> torch.Tensor:
+    """The boxes [B,K,4] that ``RegionDetector.decode`` would output at the GT centre cells ``ind``."""
+    w = maps["size"].shape[3]
+    off = gather_at(maps["offset"], ind)
+    size = torch.exp(gather_at(maps["size"], ind)) * stride
+    cx = ((ind % w).to(off.dtype) + 0.5 + off[..., 0]) * stride
+    cy = (torch.div(ind, w, rounding_mode="floor").to(off.dtype) + 0.5 + off[..., 1]) * stride
+    return torch.stack([cx - size[..., 0] / 2, cy - size[..., 1] / 2, cx + size[..., 0] / 2, cy + size[..., 1] / 2], -1)
+
+
 def compute_losses(model: RegionDetector, classifier: CosineClassifier, images: torch.Tensor,
-                   targets: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
+                   targets: dict[str, torch.Tensor], gen: torch.Generator, giou_weight: float = 0.0) -> dict[str, torch.Tensor]:
     maps = model.maps(images)
     mask = targets["mask"]
     n = mask.sum().clamp(min=1.0)
     hm = focal_loss(maps["heatmap"], targets["heatmap"])
     size = (F.l1_loss(gather_at(maps["size"], targets["ind"]), targets["log_size"], reduction="none").sum(-1) * mask).sum() / n
     off = (F.l1_loss(gather_at(maps["offset"], targets["ind"]), targets["offset"], reduction="none").sum(-1) * mask).sum() / n
+    giou = (giou_loss(decoded_boxes_at(maps, targets["ind"], model.config.stride), targets["boxes"]) * mask).sum() / n
     feats = model.pool(maps["embed"], jitter_boxes(targets["boxes"], 0.06, gen))
     logits = classifier(feats)
     ce = (F.cross_entropy(logits.flatten(0, 1), targets["labels"].flatten(), reduction="none") * mask.flatten()).sum() / n
     acc = ((logits.argmax(-1) == targets["labels"]).float() * mask).sum() / n
-    return {"heatmap": hm, "size": size, "offset": off, "class": ce, "total": hm + size + off + 0.5 * ce, "class_acc": acc}
+    total = hm + size + off + 0.5 * ce + giou_weight * giou
+    return {"heatmap": hm, "size": size, "offset": off, "giou": giou, "class": ce, "total": total, "class_acc": acc}
 
 
 def make_batch(samples: list[FrameSample], cfg: DetectorConfig, rng: np.random.Generator, augment: bool,
@@ -96,6 +124,22 @@ def save(model: RegionDetector, classifier: CosineClassifier, out: Path, meta: d
     (out / "config.json").write_text(json.dumps({"detector": model.config.to_dict(), "training": meta}, indent=1))
 
 
+def load_weights(model: RegionDetector, classifier: CosineClassifier, folder: Path) -> None:
+    """Start from an earlier run's safetensors (same architecture); the classifier too when it was saved."""
+    from safetensors.torch import load_file
+
+    weights = folder / "detector.safetensors"
+    if not weights.is_file():
+        raise ConfigError(f"--init {str(folder)!r}: no detector.safetensors there; give the --out folder of a run")
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except RuntimeError as exc:
+        raise ConfigError(f"--init {str(weights)!r} does not fit this architecture (--input-size/--feature-dim): "
+                          f"{str(exc).splitlines()[0]}") from None
+    if (folder / "classifier.safetensors").is_file():
+        classifier.weight.data.copy_(load_file(str(folder / "classifier.safetensors"))["weight"])
+
+
 def parse_size(text: str) -> tuple[int, int]:
     w, h = text.lower().split("x")
     return int(w), int(h)
@@ -121,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop", default="192x160", help="train on random WxH crops (multiples of 16; 'none': full frames)")
     p.add_argument("--checkpoint-every", type=float, default=120.0, help="seconds between checkpoints")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--giou-weight", type=float, default=0.0,
+                   help="weight of the GIoU loss on the decoded box at each GT centre (v2 detector: 2.0)")
+    p.add_argument("--init", help="folder with detector.safetensors (+ classifier.safetensors) to continue from")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -151,12 +198,16 @@ def main(argv: list[str] | None = None) -> int:
 
     model = RegionDetector(cfg)
     classifier = CosineClassifier(cfg.feature_dim, len(class_names))
+    if args.init:
+        load_weights(model, classifier, Path(args.init))
+        log.info("continuing from the weights in %s", args.init)
     params = list(model.parameters()) + list(classifier.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     budget = args.minutes * 60.0
     start = last_ckpt = time.time()
     step = 0
-    meta = {"train_dir": args.train_dir, "train_cache": args.train_cache, "train_frames": len(train), "batch": args.batch, "lr": args.lr}
+    meta = {"train_dir": args.train_dir, "train_cache": args.train_cache, "train_frames": len(train), "batch": args.batch,
+            "lr": args.lr, "giou_weight": args.giou_weight, "init": args.init}
     running: dict[str, float] = {}
     while True:
         elapsed = time.time() - start
@@ -169,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         idx = rng.choice(len(train), size=min(args.batch, len(train)), replace=False)
         images, targets = make_batch([train[i] for i in idx], cfg, rng, augment=True, crop=crop)
         model.train()
-        losses = compute_losses(model, classifier, images, targets, gen)
+        losses = compute_losses(model, classifier, images, targets, gen, args.giou_weight)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(params, 10.0)
