@@ -5,12 +5,16 @@ Inputs are synthetic: random boxes, attention drawn per scenario.
   attention, so no box can be skipped: the full M x M search at every step.
 - ``full``: every frame above sigma, peaked attention (Dirichlet 0.3 over the M boxes, like a softmax).
 - ``typical``: beta mimics beta1 + beta2 with one run of 4 of 12 clips above sigma; peaked attention.
+- ``model`` (N=120, M=40 only): what the product links: the bundled default model's attention for every annotated
+  relation of the synthetic demo clip (seed ``vrgv.synth.DEMO_SEED``), on regions from the built-in detector.
+  R = 1 rows cycle through the first 24 relations; R = 24 links those 24 (repeated if fewer).
 
     nice .venv/bin/python benchmarks/bench_linking.py --out benchmarks/reports/linking.md
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import shlex
@@ -33,8 +37,30 @@ NUM_FRAMES = {120: 1200, 480: 4800}  # 10 real frames per sample, as in VidVRD a
 SIGMA = 0.04
 
 
+def model_inputs(r: int = 24):
+    """Boxes, attention and beta of the bundled model for the demo clip's relations (repeated to ``r``)."""
+    from vrgv.annotations import VideoAnnotation
+    from vrgv.grounder import DEFAULT_CLIP_LEN, Grounder
+    from vrgv.synth import demo_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path, ann_path = demo_video(tmp)
+        grounder = Grounder.load()
+        regions = grounder.extract(path)
+        ann = VideoAnnotation.load(ann_path)
+    rels = sorted({f"{ann.categories[x.subject_tid]}-{x.predicate}-{ann.categories[x.object_tid]}" for x in ann.relations})
+    att = grounder.attend(regions, rels)
+    idx = np.arange(r) % len(rels)
+    beta = att.beta(DEFAULT_CLIP_LEN)[idx]
+    boxes = regions.boxes.astype(np.float64)
+    return (boxes, att.alpha_s[idx].astype(np.float64), att.alpha_o[idx].astype(np.float64), beta.astype(np.float64),
+            np.asarray(regions.frame_ids, np.int64), int(regions.num_frames), len(rels))
+
+
 def make_inputs(n: int, m: int, r: int, kind: str, seed: int = 0):
     """Synthetic detections and attention for R relations of one video (see the module docstring)."""
+    if kind == "model":
+        return model_inputs(r)[:6]
     rng = np.random.default_rng(seed)
     xy = rng.uniform(0, 640, (n, m, 2))
     wh = rng.uniform(8, 240, (n, m, 2))
@@ -165,6 +191,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write the markdown report here")
     parser.add_argument("--budget", type=float, default=1.5, help="seconds of timing per row (default 1.5)")
     parser.add_argument("--skip-authors", action="store_true", help="skip the slow pure-Python baseline")
+    parser.add_argument("--scenarios", default="worst,full,typical,model",
+                        help="comma-separated subset of worst, full, typical, model (model needs the bundled model)")
     args = parser.parse_args()
 
     lines = ["# Linking benchmark (`vrgv.linking`)", "",
@@ -187,9 +215,16 @@ def main() -> int:
     print("\n".join(rows), flush=True)
     medians: dict[tuple, float] = {}
     cpu_med: dict[tuple, float] = {}
-    configs = [(kind, n, m, r) for kind in ("worst", "full", "typical") for (n, m) in SIZES for r in (1, 24)]
+    kinds = [k.strip() for k in args.scenarios.split(",") if k.strip()]
+    unknown = set(kinds) - {"worst", "full", "typical", "model"}
+    if unknown:
+        parser.error(f"--scenarios: unknown {sorted(unknown)}; choose from worst, full, typical, model")
+    configs = [(kind, n, m, r) for kind in kinds if kind != "model" for (n, m) in SIZES for r in (1, 24)]
+    if "model" in kinds:
+        configs += [("model", 120, 40, 1), ("model", 120, 40, 24)]
     for kind, n, m, r in configs:
-        boxes, a_s, a_o, beta, fids, nf = make_inputs(n, m, r, kind)
+        boxes, a_s, a_o, beta, fids, nf = make_inputs(n, m, 24 if kind == "model" else r, kind)
+        cycle = itertools.cycle(range(a_s.shape[0]))  # R = 1 rows of `model` go through all relations
         variants = [(b, None) for b in L.available_backends()]
         if r > 1 and "cpp" in L.available_backends():
             variants.insert(1, ("cpp", 1))
@@ -199,10 +234,17 @@ def main() -> int:
             if threads == "kernel":  # the compiled call alone: no validation, no LinkResult
                 from vrgv import _linking_cpp
 
-                a0, o0, b0 = (np.ascontiguousarray(x[0]) for x in (a_s, a_o, beta))
+                per_rel = [tuple(np.ascontiguousarray(x[i]) for x in (a_s, a_o, beta))
+                           for i in range(a_s.shape[0] if kind == "model" else 1)]
+                pick = itertools.cycle(per_rel)
 
-                def fn(a0=a0, o0=o0, b0=b0):
+                def fn():
+                    a0, o0, b0 = next(pick)
                     return _linking_cpp.link(boxes, a0, o0, b0, fids, nf, SIGMA, 1.0, False)
+            elif r == 1 and kind == "model":
+                def fn(b=backend):
+                    i = next(cycle)
+                    return L.link(boxes, a_s[i], a_o[i], beta[i], fids, nf, backend=b)
             elif r == 1:
                 def fn(b=backend):
                     return L.link(boxes[:], a_s[0], a_o[0], beta[0], fids, nf, backend=b)
@@ -228,7 +270,7 @@ def main() -> int:
                  f"| cold (compile) | {comp['cold_import_s']:.2f} | {comp['cold_warmup_s']:.2f} |",
                  f"| cached | {comp['cached_import_s']:.2f} | {comp['cached_warmup_s']:.2f} |", ""]
 
-    if not args.skip_authors:
+    if not args.skip_authors and "worst" in kinds:
         boxes, a_s, a_o, beta, fids, nf = make_inputs(120, 40, 1, "worst")
         t0 = time.perf_counter()
         path, total = authors_style_link(boxes, a_s[0], beta[0], fids, nf)
@@ -252,11 +294,13 @@ def main() -> int:
     rows += ["## Targets (N=120, M=40)", "",
              "| scenario | cpp wall, R=1 | cpp kernel only, R=1 | cpp CPU, R=1 | cpp wall per relation, R=24 | "
              "numba/cpp wall, R=1 | numba/cpp CPU, R=1 |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for kind in ("worst", "full", "typical"):
+    for kind in ("worst", "full", "typical", "model"):
         key = (kind, 120, 40, 1)
         if key + ("cpp",) in medians:
             c_ratio = (f"{cpu_med[key + ('numba',)] / cpu_med[key + ('cpp',)]:.2f}"
                        if key + ("numba",) in cpu_med else "n/a")
+            if (kind, 120, 40, 24, "cpp") not in medians:
+                continue
             rows.append(f"| {kind} | {fmt_us(medians[key + ('cpp',)])} | "
                         f"{fmt_us(medians.get(key + ('cpp (kernel only)',), float('nan')))} | {fmt_us(cpu_med[key + ('cpp',)])} | "
                         f"{fmt_us(medians[(kind, 120, 40, 24, 'cpp')] / 24)} | {ratio('numba', 'cpp', key)} | {c_ratio} |")

@@ -427,3 +427,24 @@ def test_importing_linking_does_not_import_torch() -> None:
     code = "import sys, vrgv.linking as L; L.available_backends(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_backends_agree_on_the_bundled_models_attention() -> None:
+    """Real inputs, not random ones: the shipped model's attention for the synthetic demo clip's relations
+    (the `model` scenario of benchmarks/bench_linking.py) links to the same boxes and scores on every backend."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bench_linking", Path(__file__).parents[1] / "benchmarks" / "bench_linking.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    boxes, a_s, a_o, beta, fids, nf, n_rel = bench.model_inputs(6)
+    assert boxes.shape == (120, 40, 4) and a_s.shape == (6, 120, 40) and beta.shape == (6, 120) and n_rel >= 1
+    results = {b: L.link_many(boxes, a_s, a_o, beta, fids, nf, backend=b) for b in L.available_backends()}
+    ref_results = results["numpy"]
+    for b, res in results.items():
+        for r, q in zip(res, ref_results):
+            assert (r.start_fid, r.end_fid) == (q.start_fid, q.end_fid), b
+            np.testing.assert_array_equal(r.sub_indices, q.sub_indices)
+            np.testing.assert_array_equal(r.obj_indices, q.obj_indices)
+            assert abs(r.score - q.score) <= 1e-9
