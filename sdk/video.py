@@ -233,6 +233,13 @@ def _open(path: Path):
             f"corrupted; check it with ffprobe, re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4) or give a "
             f"folder of frames"
         )
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
+    if fourcc.to_bytes(4, "little") == b"ansi":  # FFmpeg's tty demuxer draws any text file as a video
+        cap.release()
+        raise VideoError(
+            f"video {str(path)!r} is a text file (FFmpeg would only draw its characters as frames), not a video; "
+            f"give a video file (.mp4, .avi, .mkv, ...) or a folder of frames"
+        )
     return cap
 
 

@@ -124,6 +124,10 @@ def test_file_errors_name_the_path(tmp_path: Path) -> None:
     junk.write_bytes(b"hello, this is not a video" * 10)
     with pytest.raises(VideoError, match="junk.mp4.*not a video"):
         read_video(junk)
+    notes = tmp_path / "LICENSE.txt"  # FFmpeg's tty demuxer would "decode" this as a 640x400 video
+    notes.write_text("Attribution 4.0 International\n\n" + "Creative Commons licence text. " * 400)
+    with pytest.raises(VideoError, match=r"LICENSE\.txt' is a text file.*not a video"):
+        read_video(notes)
     with pytest.raises(VideoError, match="num_samples"):
         read_video(np.zeros((2, 8, 8, 3), np.uint8), 0)
 
