@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ROOT=${1:-/work/data/gw}
 PY=${PY:-.venv/bin/python}
 VRGV=${VRGV:-.venv/bin/vrgv}
-DET=${DET:-/work/data/detector}          # the built-in detector (training/detector, see regions.md)
+DET=${DET:-training/detector/artifacts}   # the committed built-in detector (v2, see benchmarks/reports/regions.md)
 export OMP_NUM_THREADS=1
 
 # 1. data: the grounding world, train seed 21 (400 videos) and test seed 23 (120 videos)
