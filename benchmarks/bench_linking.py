@@ -196,9 +196,11 @@ def main() -> int:
     args = parser.parse_args()
 
     lines = ["# Linking benchmark (`vrgv.linking`)", "",
-             "All inputs are **synthetic** (random boxes, attention per scenario below); results of the three backends",
+             "All inputs are **synthetic** (random boxes and attention per scenario below; `model`: the bundled model on",
+             "the synthetic demo clip); results of the three backends",
              "are identical (tests/test_linking.py), so only speed differs.", "",
-             "Command: `" + " ".join(["nice", shlex.quote(sys.executable)] + [shlex.quote(a) for a in sys.argv]) + "`",
+             "Command: `" + " ".join((["nice"] if os.nice(0) > 0 else []) + [shlex.quote(sys.executable)]
+                                     + [shlex.quote(a) for a in sys.argv]) + "`",
              "", "## Machine", *machine(), ""]
     print("\n".join(lines), flush=True)
 
