@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_regions import iou_matrix  # noqa: E402  (same matching as the recall benchmark)
 
 VARIANTS: list[tuple[str, int, tuple[float, ...], bool]] = [  # name, peaks, size factors, NMS
     ("top 40 peaks, 1 box each", 40, (1.0,), True),
@@ -61,17 +65,6 @@ def dense_maps(weights: Path, split: Path, videos: int, frames: int) -> dict:
             "stride": cfg.stride}
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9)
-
-
 def peaks(hm: np.ndarray) -> np.ndarray:
     """Heatmap values at 3×3 local maxima, 0 elsewhere (the graph's max-pool NMS)."""
     from numpy.lib.stride_tricks import sliding_window_view
@@ -96,7 +89,7 @@ def recall(maps: dict, num_peaks: int, factors: tuple[float, ...], nms: bool) ->
                                 for k in factors])
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w * stride)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h * stride)
-        best.append(iou(gt, boxes).max(1))
+        best.append(iou_matrix(gt, boxes).max(1))
     return float(np.mean(np.concatenate(best) >= 0.5))
 
 
