@@ -34,8 +34,8 @@ class DetectorConfig:
     class_names: list[str] = field(default_factory=list)
     max_log_size: float = 6.0
     # Box hypotheses per heatmap peak: the predicted size times each factor. (1.0,) is one box per peak;
-    # (1.0, 1.2, 1.45) spends the M regions on the top ceil(M/3) peaks at three sizes, which raises recall
-    # when the size head is off (proposals are about recall; the grounding model picks among them).
+    # the shipped detector's (1.0, 1.25) spends the M regions on the top ceil(M/2) peaks at two sizes, which
+    # raises recall when the size head is off (proposals are about recall; the grounding model picks).
     box_scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
