@@ -309,3 +309,76 @@ def test_pair_geometry_carries_the_boxes_through_the_region_embedding():
         b_a = model.attend(emb, q)[2]
         b_b = model.attend(model.embed_regions(moved, feats[0]), q)[2]
     assert not torch.allclose(b_a, b_b)
+
+
+# ------------------------------------------------------------------------------- dot spatial scoring, MIL head
+def test_dot_spatial_scoring_equals_the_projected_bilinear_form():
+    """spatial_scoring="dot" moves the query into region space; α must equal softmax((W f + b)·(W' g)/sqrt(A))."""
+    model = make_model(seed=8, spatial_scoring="dot")
+    assert not hasattr(model, "sau_out_s")
+    boxes, feats = video(8)
+    vocab = Vocabulary.default()
+    q = torch.from_numpy(vocab.encode_query(QUERIES))
+    with torch.no_grad():
+        emb = model.embed_regions(boxes[0], feats[0])
+        a_s, a_o, _, _ = model.attend(emb, q)
+        g_s, _, g_o = model._words(q)
+        proj_s, proj_o = model.sau_region(emb).chunk(2, dim=-1)  # [N,M,A], bias included
+        scale = model.config.attention_dim ** -0.5
+        want_s = torch.softmax(torch.einsum("nma,ra->rnm", proj_s, model.sau_word_s(g_s)) * scale, dim=-1)
+        want_o = torch.softmax(torch.einsum("nma,ra->rnm", proj_o, model.sau_word_o(g_o)) * scale, dim=-1)
+    torch.testing.assert_close(a_s, want_s, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a_o, want_o, atol=1e-5, rtol=1e-5)
+
+
+def test_dot_spatial_scoring_training_batch_matches_per_video_inference():
+    """Several videos in one training batch: each relation's α is computed against its own video."""
+    model = make_model(seed=9, spatial_scoring="dot")
+    boxes, feats = video(9, v=2)
+    q = torch.from_numpy(Vocabulary.default().encode_query(QUERIES))
+    with torch.no_grad():
+        emb = model.embed_regions(boxes, feats)
+        batch = model._encode(emb, q, torch.tensor([1, 0, 1]))
+        for r, v in enumerate([1, 0, 1]):
+            single = model._encode(emb[v:v + 1], q[r:r + 1])
+            torch.testing.assert_close(batch["alpha_s"][r], single["alpha_s"][0])
+            torch.testing.assert_close(batch["beta1"][r], single["beta1"][0])
+
+
+def test_predicate_targets_come_from_video_labels_of_the_same_pair():
+    from vrgv.training.data import Sample, predicate_targets, video_labels
+
+    vocab = Vocabulary.default()
+    samples = [Sample("v1", "person-ride-bicycle"), Sample("v1", "person-stand_next_to-bicycle"),
+               Sample("v1", "dog-chase-person"), Sample("v2", "person-ride-bicycle")]
+    multi, own = predicate_targets(samples, vocab, video_labels(samples))
+    idx = {p: i for i, p in enumerate(vocab.predicates)}
+    assert own.tolist() == [idx["ride"], idx["stand_next_to"], idx["chase"], idx["ride"]]
+    assert set(np.flatnonzero(multi[0])) == {idx["ride"], idx["stand_next_to"]}  # same (person, bicycle) pair
+    assert set(np.flatnonzero(multi[2])) == {idx["chase"]}  # other pair: its own predicate only
+    assert set(np.flatnonzero(multi[3])) == {idx["ride"]}  # other video: its own labels only
+
+
+def test_temporal_mil_loss_trains_the_frame_classifier_and_reaches_the_attention():
+    from vrgv.training.data import Sample, predicate_targets, video_labels
+
+    vocab = Vocabulary.default()
+    model = make_model(seed=10, temporal_mil_weight=1.0, num_predicates=len(vocab.predicates), clip_pooling=True)
+    model.train()
+    boxes, feats, vi, q, t = _batch("full")
+    rels = ["person-ride-bicycle", "dog-chase-domestic_cat", "person-stand_next_to-car"]  # _batch's relations
+    samples = [Sample(f"v{int(v)}", r) for v, r in zip(vi.tolist(), rels)]
+    multi, own = predicate_targets(samples, vocab, video_labels(samples))
+    out = model(boxes, feats, vi, q, t, torch.from_numpy(multi), torch.from_numpy(own))
+    assert out["temporal_mil_loss"].item() > 0
+    assert torch.isclose(out["loss"], out["reconstruction_loss"] + out["temporal_mil_loss"])
+    out["loss"].backward()
+    assert model.predicate_mil.weight.grad.abs().sum() > 0
+    assert model.tau_frame.inp.weight.grad.abs().sum() > 0 and model.tau_clip.inp.weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="predicate_labels"):
+        model(boxes, feats, vi, q, t)
+
+
+def test_temporal_mil_needs_the_predicate_count():
+    with pytest.raises(ConfigError, match="num_predicates"):
+        small_config(temporal_mil_weight=1.0)

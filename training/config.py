@@ -42,6 +42,7 @@ class ModelConfig:
     # Deviations from the paper, off by default (see training/README.md "Model switches"):
     word_norm: bool = False  # unit-length word vectors (raw ones have norm ~11 and saturate the attention tanh)
     temporal_scoring: str = "additive"  # "dot": TAU scores (W x)·(W' c)/sqrt(A), which cannot saturate into uniform
+    spatial_scoring: str = "additive"  # "dot": SAU scores (W f(B))·(W' g(w))/sqrt(A): one MatMul per relation batch
     context_norm: bool = False  # LayerNorm on the relation context f_R (else it grows and saturates TAU2's tanh)
     region_norm: bool = False  # LayerNorm on the appearance and box halves of f(B), so position is not swamped
     pair_geometry: bool = False  # node input also gets W_g [b_s, b_o, b_s - b_o] of the attended boxes
@@ -50,6 +51,11 @@ class ModelConfig:
     clip_pooling: bool = False  # featv pools with (β1 + β2 spread over its frames) / 2, so β2 gets a direct gradient
     word_aux_weight: float = 0.0  # per-frame reconstruction of the subject (object) word from f_s (f_o)
     temporal_aux_weight: float = 0.0  # predicate words reconstructed per frame, pooled by attention (MIL)
+    # multi-label MIL over predicates: a per-frame classifier trained with max-pooled bags, where the predicates
+    # the video's labels give for the (subject, object) pair are positive and every other predicate negative;
+    # the temporal attention is pulled to the frames it fires on for the query's predicate (weak labels only)
+    temporal_mil_weight: float = 0.0
+    num_predicates: int = 0  # set from the vocabulary when temporal_mil_weight > 0
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -64,11 +70,14 @@ class ModelConfig:
                 f"ModelConfig: num_frames={self.num_frames} is not a multiple of clip_len={self.clip_len}; "
                 f"choose N = H * L (the paper uses 120 = 10 * 12)"
             )
-        for name in ("word_aux_weight", "temporal_aux_weight"):
+        if self.temporal_mil_weight > 0 and self.num_predicates <= 0:
+            raise ConfigError("ModelConfig.temporal_mil_weight > 0 needs num_predicates (the vocabulary's predicate count)")
+        for name in ("word_aux_weight", "temporal_aux_weight", "temporal_mil_weight"):
             if not 0.0 <= float(getattr(self, name)) <= 100.0:
                 raise ConfigError(f"ModelConfig.{name} must lie in [0, 100], got {getattr(self, name)!r}")
-        if self.temporal_scoring not in ("additive", "dot"):
-            raise ConfigError(f"ModelConfig.temporal_scoring must be 'additive' or 'dot', got {self.temporal_scoring!r}")
+        for name in ("temporal_scoring", "spatial_scoring"):
+            if getattr(self, name) not in ("additive", "dot"):
+                raise ConfigError(f"ModelConfig.{name} must be 'additive' or 'dot', got {getattr(self, name)!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"ModelConfig.dropout must lie in [0, 1), got {self.dropout!r}")
 

@@ -105,6 +105,13 @@ class Batch:
     video_index: "object"  # torch i64 [B]
     query_ids: "object"  # torch i64 [B,5]
     targets: "object"  # torch i64 [B,T]
+    predicate_labels: "object" = None  # torch f32 [B,P]: predicates the video's labels give for the sample's pair
+    predicate_index: "object" = None  # torch i64 [B]: the sample's own predicate
+
+    def model_inputs(self) -> tuple:
+        """Positional arguments of ``VRGVModel.forward``."""
+        return (self.boxes_norm, self.features, self.video_index, self.query_ids, self.targets,
+                self.predicate_labels, self.predicate_index)
 
 
 def decoder_targets(vocab: Vocabulary, relation: str, use_predicate: bool) -> list[int]:
@@ -113,8 +120,35 @@ def decoder_targets(vocab: Vocabulary, relation: str, use_predicate: bool) -> li
     return words if use_predicate else [words[0], words[-2], words[-1]]
 
 
+def video_labels(samples: Sequence[Sample]) -> dict[str, set[str]]:
+    """The weak labels: every video's set of relation strings."""
+    out: dict[str, set[str]] = {}
+    for s in samples:
+        out.setdefault(s.video_id, set()).add(s.relation)
+    return out
+
+
+def predicate_targets(samples: Sequence[Sample], vocab: Vocabulary,
+                      labels: dict[str, set[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-hot f32 [B,P] of the predicates that hold somewhere in the sample's video between its subject and
+    object category (from the video-level labels only), and each sample's own predicate index i64 [B]."""
+    index = {p: i for i, p in enumerate(vocab.predicates)}
+    multi = np.zeros((len(samples), len(index)), np.float32)
+    own = np.zeros(len(samples), np.int64)
+    for b, s in enumerate(samples):
+        rel = vocab.canonical(s.relation)
+        own[b] = index[rel.predicate]
+        for other in labels.get(s.video_id, ()):
+            o = vocab.canonical(other)
+            if o.subject == rel.subject and o.object == rel.object:
+                multi[b, index[o.predicate]] = 1.0
+        multi[b, own[b]] = 1.0
+    return multi, own
+
+
 def make_batch(samples: Sequence[Sample], store: dict[str, VideoRegions], vocab: Vocabulary,
-               use_predicate: bool) -> Batch:
+               use_predicate: bool, labels: dict[str, set[str]] | None = None) -> Batch:
+    """Tensors for ``samples``; with ``labels`` (``video_labels``) also the multi-label predicate targets."""
     import torch
 
     videos = list(dict.fromkeys(s.video_id for s in samples))
@@ -128,8 +162,12 @@ def make_batch(samples: Sequence[Sample], store: dict[str, VideoRegions], vocab:
     targets = np.zeros((len(words), max(map(len, words))), np.int64)
     for i, w in enumerate(words):
         targets[i, : len(w)] = w
-    return Batch(boxes, feats, torch.tensor([pos[s.video_id] for s in samples], dtype=torch.int64),
-                 torch.from_numpy(query), torch.from_numpy(targets))
+    batch = Batch(boxes, feats, torch.tensor([pos[s.video_id] for s in samples], dtype=torch.int64),
+                  torch.from_numpy(query), torch.from_numpy(targets))
+    if labels is not None and use_predicate:
+        multi, own = predicate_targets(samples, vocab, labels)
+        batch.predicate_labels, batch.predicate_index = torch.from_numpy(multi), torch.from_numpy(own)
+    return batch
 
 
 def iterate_batches(samples: Sequence[Sample], batch_size: int, rng: np.random.Generator | None) -> Iterator[list[Sample]]:

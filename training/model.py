@@ -79,11 +79,12 @@ class VRGVModel(nn.Module):
         self.sau_region = nn.Linear(E, 2 * A)
         self.sau_word_s = nn.Linear(E, A, bias=False)
         self.sau_word_o = nn.Linear(E, A, bias=False)
-        self.sau_out_s = nn.Linear(A, 1, bias=False)
-        self.sau_out_o = nn.Linear(A, 1, bias=False)
-        with torch.no_grad():
-            for layer in (self.sau_out_s, self.sau_out_o):
-                layer.weight.mul_(float(c.attention_init_scale))
+        if c.spatial_scoring == "additive":
+            self.sau_out_s = nn.Linear(A, 1, bias=False)
+            self.sau_out_o = nn.Linear(A, 1, bias=False)
+            with torch.no_grad():
+                for layer in (self.sau_out_s, self.sau_out_o):
+                    layer.weight.mul_(float(c.attention_init_scale))
         # attention shifting (eqs. 5-6) and node input f_i = W3 [f_s, f_o] + b3
         if c.message_passing:
             self.w_so = nn.Linear(c.num_regions, E)
@@ -113,6 +114,8 @@ class VRGVModel(nn.Module):
             self.word_aux = nn.Linear(E, c.vocab_size)
         if c.temporal_aux_weight > 0 and c.uses_predicate:  # training-only head: predicate words per frame
             self.predicate_aux = nn.Linear(H, c.vocab_size)
+        if c.temporal_mil_weight > 0 and c.uses_predicate:  # training-only head: which predicates each frame shows
+            self.predicate_mil = nn.Linear(H, c.num_predicates)
         self.drop = nn.Dropout(c.dropout)
 
     # ------------------------------------------------------------------------------------------
@@ -137,13 +140,16 @@ class VRGVModel(nn.Module):
     # training
     # ------------------------------------------------------------------------------------------
     def forward(
-        self, boxes_norm: Tensor, features: Tensor, video_index: Tensor, query_ids: Tensor, targets: Tensor
+        self, boxes_norm: Tensor, features: Tensor, video_index: Tensor, query_ids: Tensor, targets: Tensor,
+        predicate_labels: Tensor | None = None, predicate_index: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Training forward over B (video, relation) samples with teacher forcing.
 
         boxes_norm [V,N,M,5], features [V,N,M,D] for V distinct videos; video_index i64 [B] picks each
         sample's video; query_ids i64 [B,5]; targets i64 [B,T] (``encode_words``, 0-padded).
-        Returns the encoder outputs plus ``logits`` [B,T,vocab] and the summed-per-sample ``loss``.
+        Returns the encoder outputs plus ``logits`` [B,T,vocab] and the summed-per-sample ``loss``. With
+        ``temporal_mil_weight`` it also needs predicate_labels f32 [B,P] and predicate_index i64 [B]
+        (``vrgv.training.data.predicate_targets``: video-level labels only).
         """
         out = self._encode(self.embed_regions(boxes_norm, features), query_ids, video_index)
         logits = self._decode(out["featv"], targets)
@@ -156,8 +162,26 @@ class VRGVModel(nn.Module):
         if self.config.temporal_aux_weight > 0 and self.config.uses_predicate:
             out["temporal_aux_loss"] = self._temporal_aux_loss(out["f_l1"], out["pool"], query_ids)
             loss = loss + self.config.temporal_aux_weight * out["temporal_aux_loss"]
+        if self.config.temporal_mil_weight > 0 and self.config.uses_predicate:
+            if predicate_labels is None or predicate_index is None:
+                raise ConfigError("temporal_mil_weight > 0: forward needs predicate_labels and predicate_index "
+                                  "(make_batch(..., labels=video_labels(samples)))")
+            out["temporal_mil_loss"] = self._temporal_mil_loss(out["f_l1"], out["pool"], predicate_labels,
+                                                               predicate_index)
+            loss = loss + self.config.temporal_mil_weight * out["temporal_mil_loss"]
         out["loss"] = loss
         return out
+
+    def _temporal_mil_loss(self, f_l1: Tensor, pool: Tensor, labels: Tensor, own: Tensor) -> Tensor:
+        """Bag loss: binary cross-entropy of each predicate's max over frames against the weak multi-hot labels
+        (a predicate absent from the video's labels for this pair must not fire on any frame). Attention loss:
+        -log Σ_t pool_t σ(s_own(t)) with the classifier detached, which moves the temporal attention onto the
+        frames where the query's predicate is detected."""
+        scores = self.predicate_mil(f_l1)  # [B,N,P]
+        bag = F.binary_cross_entropy_with_logits(scores.amax(dim=1), labels, reduction="none").sum(-1).mean()
+        own_scores = scores.detach().gather(2, own[:, None, None].expand(-1, scores.shape[1], 1)).squeeze(-1)
+        attend = -torch.log((pool * torch.sigmoid(own_scores)).sum(-1).clamp(min=1e-12)).mean()
+        return bag + attend
 
     def _temporal_aux_loss(self, f_l1: Tensor, pool: Tensor, query_ids: Tensor) -> Tensor:
         """Multiple-instance reconstruction of the predicate: each frame predicts the predicate's words from
@@ -204,15 +228,25 @@ class VRGVModel(nn.Module):
         g_s, g_p, g_o = self._words(query_ids)
         if c.pair_geometry:
             region_emb, region_box = region_emb[..., : c.region_dim], region_emb[..., c.region_dim:]
-        # spatial attention (eqs. 3-4); the region half of W1 is computed once per video
-        proj = self.sau_region(region_emb)  # [V,N,M,2A]
-        if video_index is not None:
-            proj = proj.index_select(0, video_index)
-        proj_s, proj_o = proj.chunk(2, dim=-1)
-        ws = self.sau_word_s(g_s)[:, None, None, :]
-        wo = self.sau_word_o(g_o)[:, None, None, :]
-        alpha_s = torch.softmax(self.sau_out_s(torch.tanh(proj_s + ws)).squeeze(-1), dim=-1)  # [R,N,M]
-        alpha_o = torch.softmax(self.sau_out_o(torch.tanh(proj_o + wo)).squeeze(-1), dim=-1)
+        # spatial attention (eqs. 3-4)
+        if c.spatial_scoring == "dot":
+            # (W f(B) + b)·(W' g)/sqrt(A) = f(B)·(Wᵀ W' g)/sqrt(A) + const: the query moves into region space,
+            # so there is no per-video projection and no [R,N,M,A] tensor (the constant cancels in the softmax)
+            w_s, w_o = self.sau_region.weight.chunk(2, dim=0)  # [A,E] each
+            scale = float(c.attention_dim) ** -0.5
+            q_s = torch.matmul(self.sau_word_s(g_s), w_s) * scale  # [R,E]
+            q_o = torch.matmul(self.sau_word_o(g_o), w_o) * scale
+            alpha_s = torch.softmax(_dot_scores(region_emb, q_s, video_index), dim=-1)  # [R,N,M]
+            alpha_o = torch.softmax(_dot_scores(region_emb, q_o, video_index), dim=-1)
+        else:  # the region half of W1 is computed once per video
+            proj = self.sau_region(region_emb)  # [V,N,M,2A]
+            if video_index is not None:
+                proj = proj.index_select(0, video_index)
+            proj_s, proj_o = proj.chunk(2, dim=-1)
+            ws = self.sau_word_s(g_s)[:, None, None, :]
+            wo = self.sau_word_o(g_o)[:, None, None, :]
+            alpha_s = torch.softmax(self.sau_out_s(torch.tanh(proj_s + ws)).squeeze(-1), dim=-1)  # [R,N,M]
+            alpha_o = torch.softmax(self.sau_out_o(torch.tanh(proj_o + wo)).squeeze(-1), dim=-1)
         # f = Σ_m α f(B): one GEMM per frame over all videos, α placed in its video's block (no gather)
         f_s, f_o = _pool_regions(alpha_s, region_emb, video_index), _pool_regions(alpha_o, region_emb, video_index)
         attended_s, attended_o = f_s, f_o
@@ -263,6 +297,18 @@ class VRGVModel(nn.Module):
         h0 = torch.tanh(self.dec_init(feat)).unsqueeze(0)
         out, _ = self.decoder(x, (h0, torch.zeros_like(h0)))
         return self.dec_out(self.drop(out))
+
+
+def _dot_scores(region_emb: Tensor, query: Tensor, video_index: Tensor | None) -> Tensor:
+    """region_emb [V,N,M,E] · query [R,E] -> scores [R,N,M]. One video: one MatMul [N*M,E] @ [E,R]; several
+    videos (training): scores against every video, then each relation's own."""
+    V, N, M, E = region_emb.shape
+    scores = torch.matmul(region_emb.reshape(V, N * M, E), query.t())  # [V,N*M,R]
+    if video_index is None:
+        return scores[0].t().reshape(-1, N, M)
+    R = query.shape[0]
+    picked = scores.permute(2, 0, 1)[torch.arange(R, device=region_emb.device), video_index]  # [R,N*M]
+    return picked.reshape(R, N, M)
 
 
 def _pool_regions(alpha: Tensor, values: Tensor, video_index: Tensor | None) -> Tensor:

@@ -16,7 +16,9 @@ import numpy as np
 
 from vrgv.errors import ConfigError
 from vrgv.training.config import ModelConfig, TrainConfig
-from vrgv.training.data import Sample, VideoRegions, cap_per_video, iterate_batches, make_batch, split_by_video
+from vrgv.training.data import (
+    Sample, VideoRegions, cap_per_video, iterate_batches, make_batch, split_by_video, video_labels,
+)
 from vrgv.training.word_vectors import WordVectorTable, vocabulary_matrix
 from vrgv.vocab import Vocabulary
 
@@ -56,6 +58,8 @@ def build_model_config(store: dict[str, VideoRegions], vocab: Vocabulary, table:
     first = next(iter(store.values()))
     n, m, d = first.features.shape
     base = dict(vocab_size=len(vocab), feature_dim=d, word_dim=table.dim, num_frames=n, num_regions=m)
+    if float(overrides.get("temporal_mil_weight", 0.0)) > 0:
+        base["num_predicates"] = len(vocab.predicates)
     for key in ("vocab_size", "feature_dim", "word_dim", "num_frames", "num_regions"):
         if key in overrides and overrides[key] != base[key]:
             raise ConfigError(f"model.{key}={overrides[key]} contradicts the data ({key}={base[key]}); remove it")
@@ -63,8 +67,8 @@ def build_model_config(store: dict[str, VideoRegions], vocab: Vocabulary, table:
 
 
 def evaluate_loss(model: Any, samples: Sequence[Sample], store: dict[str, VideoRegions], vocab: Vocabulary,
-                  batch_size: int) -> float:
-    """Mean per-sample reconstruction loss (eval mode, no gradients)."""
+                  batch_size: int, labels: dict[str, set[str]] | None = None) -> float:
+    """Mean per-sample training loss (reconstruction plus the config's auxiliary terms; eval mode, no gradients)."""
     import torch
 
     if not samples:
@@ -73,8 +77,8 @@ def evaluate_loss(model: Any, samples: Sequence[Sample], store: dict[str, VideoR
     total = 0.0
     with torch.no_grad():
         for chunk in iterate_batches(samples, batch_size, None):
-            b = make_batch(chunk, store, vocab, model.config.uses_predicate)
-            total += float(model(b.boxes_norm, b.features, b.video_index, b.query_ids, b.targets)["loss"]) * len(chunk)
+            b = make_batch(chunk, store, vocab, model.config.uses_predicate, labels)
+            total += float(model(*b.model_inputs())["loss"]) * len(chunk)
     return total / len(samples)
 
 
@@ -93,6 +97,7 @@ def train(samples: Sequence[Sample], store: dict[str, VideoRegions], vocab: Voca
     model_cfg = build_model_config(store, vocab, table, cfg.model)
     model = VRGVModel(model_cfg, vocabulary_matrix(vocab, table, seed=cfg.seed))
     train_set, val_set = split_by_video(samples, cfg.val_fraction, cfg.seed)
+    labels = video_labels(samples) if model_cfg.temporal_mil_weight > 0 else None
     val_set = cap_per_video(val_set, cfg.max_relations_per_video, np.random.default_rng(cfg.seed + 1))
     log.info("training %s on %d samples (%d videos), validating on %d samples; %d trainable parameters",
              model_cfg.variant, len(train_set), len({s.video_id for s in train_set}), len(val_set),
@@ -111,8 +116,8 @@ def train(samples: Sequence[Sample], store: dict[str, VideoRegions], vocab: Voca
         t0, total, count = time.perf_counter(), 0.0, 0
         epoch_set = cap_per_video(train_set, cfg.max_relations_per_video, rng)
         for step, chunk in enumerate(iterate_batches(epoch_set, cfg.batch_size, rng)):
-            b = make_batch(chunk, store, vocab, model_cfg.uses_predicate)
-            loss = model(b.boxes_norm, b.features, b.video_index, b.query_ids, b.targets)["loss"]
+            b = make_batch(chunk, store, vocab, model_cfg.uses_predicate, labels)
+            loss = model(*b.model_inputs())["loss"]
             opt.zero_grad()
             loss.backward()
             if cfg.grad_clip > 0:
@@ -122,7 +127,7 @@ def train(samples: Sequence[Sample], store: dict[str, VideoRegions], vocab: Voca
             count += len(chunk)
             if step % 20 == 0:
                 log.debug("epoch %d step %d loss %.4f (%.1f s)", epoch, step, loss.item(), time.perf_counter() - t0)
-        val_loss = evaluate_loss(model, val_set, store, vocab, cfg.batch_size)
+        val_loss = evaluate_loss(model, val_set, store, vocab, cfg.batch_size, labels)
         sched.step(val_loss)
         row = {"epoch": epoch, "train_loss": total / max(count, 1), "val_loss": val_loss,
                "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
