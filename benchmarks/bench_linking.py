@@ -208,9 +208,7 @@ def main() -> int:
     rows = ["## Time per call (µs)", "",
             "Scenarios as in the script's docstring: `worst` = all N frames linked with near-uniform attention (full",
             "M x M search each step), `full` = all frames linked with peaked attention, `typical` = one clip run above",
-            "sigma. R = 24 calls `link_many` (cpp: one worker thread per core unless `1 thread`); R = 1 calls `link`",
-            "(cpp: a segment of >= 96 linked frames at M = 40 computes its IoU terms on a helper thread unless",
-            "`1 thread`; the kernel-only row uses the default). Wall = elapsed time",
+            "sigma. R = 24 calls `link_many` (cpp: one worker thread per core unless `1 thread`). Wall = elapsed time",
             "per call (includes input validation and result objects); CPU = process CPU time per call summed over",
             "threads: it excludes time spent waiting for a core, but other jobs on the same cores still slow it.",
             "Wall p99 mostly measures preemption by other jobs on this shared machine.", "",
@@ -230,7 +228,7 @@ def main() -> int:
         boxes, a_s, a_o, beta, fids, nf = make_inputs(n, m, 24 if kind == "model" else r, kind)
         cycle = itertools.cycle(range(a_s.shape[0]))  # R = 1 rows of `model` go through all relations
         variants = [(b, None) for b in L.available_backends()]
-        if "cpp" in L.available_backends():
+        if r > 1 and "cpp" in L.available_backends():
             variants.insert(1, ("cpp", 1))
         if r == 1 and "cpp" in L.available_backends():
             variants.insert(1, ("cpp", "kernel"))
@@ -246,12 +244,12 @@ def main() -> int:
                     a0, o0, b0 = next(pick)
                     return _linking_cpp.link(boxes, a0, o0, b0, fids, nf, SIGMA, 1.0, False)
             elif r == 1 and kind == "model":
-                def fn(b=backend, th=threads):
+                def fn(b=backend):
                     i = next(cycle)
-                    return L.link(boxes, a_s[i], a_o[i], beta[i], fids, nf, backend=b, threads=th)
+                    return L.link(boxes, a_s[i], a_o[i], beta[i], fids, nf, backend=b)
             elif r == 1:
-                def fn(b=backend, th=threads):
-                    return L.link(boxes[:], a_s[0], a_o[0], beta[0], fids, nf, backend=b, threads=th)
+                def fn(b=backend):
+                    return L.link(boxes[:], a_s[0], a_o[0], beta[0], fids, nf, backend=b)
             else:
                 def fn(b=backend, th=threads):
                     return L.link_many(boxes, a_s, a_o, beta, fids, nf, backend=b, threads=th)

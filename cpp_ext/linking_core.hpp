@@ -5,12 +5,9 @@
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <memory>
-#include <thread>
 #include <vector>
 
 // The hot loop is compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time (GCC function
@@ -40,7 +37,6 @@ struct LinkInput {
     int64_t n, m, num_frames;
     double sigma, iou_weight;
     bool strict;
-    int threads = 1;  // threads for one long segment (2: a helper precomputes IoU terms); link_many passes 1
 };
 
 namespace detail {
@@ -129,92 +125,6 @@ VRGV_CLONES inline void step_block(const int64_t* __restrict rows, int64_t n_row
     }
 }
 
-// The IoU term lam * IoU(p, q) of step_block for a block of kLanes boxes q and every box p of frame a, written to
-// out[p * stride + j]: the division-heavy half of a step, which does not depend on the Viterbi state, so a helper
-// thread can compute it ahead (viterbi_pair's two-thread path). Same operations in the same order as step_block.
-VRGV_CLONES inline void iou_block(int64_t m, const double* __restrict pa, const double* __restrict parea, double lam,
-                                  const double* __restrict bx1, const double* __restrict by1,
-                                  const double* __restrict bx2, const double* __restrict by2,
-                                  const double* __restrict barea, double* __restrict out, int64_t stride) {
-    for (int64_t p = 0; p < m; ++p) {
-        const double px1 = pa[4 * p], py1 = pa[4 * p + 1], px2 = pa[4 * p + 2], py2 = pa[4 * p + 3];
-        const double ar = parea[p];
-        double* o = out + p * stride;
-        for (int64_t j = 0; j < kLanes; ++j) {
-            const double ix1 = vmax(px1, bx1[j]);
-            const double iy1 = vmax(py1, by1[j]);
-            const double ix2 = vmin(px2, bx2[j]);
-            const double iy2 = vmin(py2, by2[j]);
-            const double iw = vmax(ix2 - ix1 + 1.0, 0.0);
-            const double ih = vmax(iy2 - iy1 + 1.0, 0.0);
-            const double inter = iw * ih;
-            o[j] = lam * (inter / ((ar + barea[j]) - inter));
-        }
-    }
-}
-
-// step_block with the IoU terms read from iou_block's output (li[p * stride + j]) instead of computed.
-VRGV_CLONES inline void step_block_pre(const int64_t* __restrict rows, int64_t n_rows, const double* __restrict li,
-                                       int64_t stride, const double* __restrict pas, const double* __restrict pao,
-                                       const double* __restrict prev_s, const double* __restrict prev_o,
-                                       const double* __restrict asb, const double* __restrict aob,
-                                       double* __restrict cur_s, double* __restrict cur_o,
-                                       int64_t* __restrict back_s, int64_t* __restrict back_o) {
-    double cs_[kLanes], co_[kLanes];
-    int64_t bs_[kLanes], bo_[kLanes];
-    for (int64_t j = 0; j < kLanes; ++j) {
-        cs_[j] = -std::numeric_limits<double>::infinity();
-        co_[j] = cs_[j];
-        bs_[j] = 0;
-        bo_[j] = 0;
-    }
-    for (int64_t r = 0; r < n_rows; ++r) {
-        const int64_t p = rows[r];
-        const double asp = pas[p], aop = pao[p], psp = prev_s[p], pop = prev_o[p];
-        const double* l = li + p * stride;
-        for (int64_t j = 0; j < kLanes; ++j) {
-            const double cs = psp + ((asp + asb[j]) + l[j]);
-            const double co = pop + ((aop + aob[j]) + l[j]);
-            const int64_t ms = -static_cast<int64_t>(cs > cs_[j]);
-            const int64_t mo = -static_cast<int64_t>(co > co_[j]);
-            bs_[j] = (bs_[j] & ~ms) | (p & ms);
-            bo_[j] = (bo_[j] & ~mo) | (p & mo);
-            cs_[j] = vmax(cs, cs_[j]);
-            co_[j] = vmax(co, co_[j]);
-        }
-    }
-    for (int64_t j = 0; j < kLanes; ++j) {
-        cur_s[j] = cs_[j];
-        cur_o[j] = co_[j];
-        back_s[j] = bs_[j];
-        back_o[j] = bo_[j];
-    }
-}
-
-// Segments with at least this many (step, p, q) triples take the two-thread path when in.threads > 1: below
-// it, starting a thread costs more than it saves.
-constexpr int64_t kParallelWork = 96 * 40 * 40;
-
-// lam * IoU for every (p, q) of step t (frames kept[t-1], kept[t]) into out [m, mp], q padded like viterbi_pair.
-inline void iou_step(const LinkInput& in, const double* areas, const std::vector<int64_t>& kept, size_t t,
-                     int64_t mp, double* scratch, double* out) {
-    const int64_t m = in.m;
-    const int64_t a = kept[t - 1], b = kept[t];
-    const double lam = in.iou_weight / static_cast<double>(in.frame_ids[b] - in.frame_ids[a]);
-    double* bx1 = scratch; double* by1 = scratch + mp; double* bx2 = scratch + 2 * mp; double* by2 = scratch + 3 * mp;
-    double* barea = scratch + 4 * mp;
-    const double* boxb = in.boxes + b * m * 4;
-    for (int64_t q = 0; q < mp; ++q) {
-        const bool real = q < m;
-        bx1[q] = real ? boxb[4 * q] : 0.0; by1[q] = real ? boxb[4 * q + 1] : 0.0;
-        bx2[q] = real ? boxb[4 * q + 2] : 0.0; by2[q] = real ? boxb[4 * q + 3] : 0.0;
-        barea[q] = real ? areas[b * m + q] : 1.0;
-    }
-    for (int64_t q0 = 0; q0 < mp; q0 += kLanes)
-        iou_block(m, in.boxes + a * m * 4, areas + a * m, lam, bx1 + q0, by1 + q0, bx2 + q0, by2 + q0, barea + q0,
-                  out + q0, mp);
-}
-
 // reference.live_rows: boxes p of frame a that may still be the best predecessor of some q. With
 // U[p] = prev[p] + alpha_a[p], a p more than |lam| (+ eps) below max U loses to argmax U for every q, strictly.
 inline int64_t live_rows(int64_t m, const double* prev_s, const double* prev_o, const double* sa, const double* oa,
@@ -256,77 +166,8 @@ inline void viterbi_pair(const LinkInput& in, const double* areas, const std::ve
     double* co_ = w.cur_o.data();
     double* bx1 = w.bx1.data(); double* by1 = w.by1.data(); double* bx2 = w.bx2.data(); double* by2 = w.by2.data();
     double* barea = w.barea.data(); double* as_b = w.as_b.data(); double* ao_b = w.ao_b.data();
-    const bool two_threads = in.threads > 1 && static_cast<int64_t>(k_len - 1) * m * m >= kParallelWork;
-    // Two-thread path: the IoU terms of every step go to `pre` ([k_len - 1][m][mp]). Both threads claim steps in
-    // order and compute their terms; this thread also runs the Viterbi steps as their terms become ready.
-    thread_local std::vector<double> pre;
-    std::unique_ptr<std::atomic<int>[]> ready;
-    std::atomic<size_t> next_step{1};
-    std::thread helper;
-    struct Joiner {  // joins the helper on every exit path, exceptions included
-        std::thread& t;
-        ~Joiner() {
-            if (t.joinable()) t.join();
-        }
-    } joiner{helper};
-    const size_t step_size = static_cast<size_t>(m * mp);
-    const auto claim_and_compute = [&](double* terms, double* scratch) {
-        for (size_t t = next_step.fetch_add(1); t < k_len; t = next_step.fetch_add(1)) {
-            iou_step(in, areas, kept, t, mp, scratch, terms + (t - 1) * step_size);
-            ready[t].store(1, std::memory_order_release);
-        }
-    };
-    std::vector<double> main_scratch, own_terms;
-    if (two_threads) {
-        pre.resize((k_len - 1) * step_size);
-        ready.reset(new std::atomic<int>[k_len]);
-        for (size_t t = 0; t < k_len; ++t) ready[t].store(0, std::memory_order_relaxed);
-        main_scratch.resize(static_cast<size_t>(5 * mp));
-        own_terms.resize(step_size);
-        double* terms = pre.data();
-        helper = std::thread([&claim_and_compute, terms, mp] {
-            std::vector<double> scratch(static_cast<size_t>(5 * mp));
-            claim_and_compute(terms, scratch.data());
-        });
-    }
     for (size_t t = 1; t < k_len; ++t) {
         const int64_t a = kept[t - 1], b = kept[t];
-        if (two_threads) {
-            // help with the terms until step t's are ready; if the helper holds step t (claimed, not finished),
-            // compute it again privately rather than wait: a helper preempted on a busy machine never stalls us
-            const double* li = nullptr;
-            while (li == nullptr) {
-                if (ready[t].load(std::memory_order_acquire)) {
-                    li = pre.data() + (t - 1) * step_size;
-                } else if (next_step.load(std::memory_order_relaxed) <= t) {
-                    const size_t c = next_step.fetch_add(1);
-                    if (c < k_len) {
-                        iou_step(in, areas, kept, c, mp, main_scratch.data(), pre.data() + (c - 1) * step_size);
-                        ready[c].store(1, std::memory_order_release);
-                    }
-                } else {
-                    iou_step(in, areas, kept, t, mp, main_scratch.data(), own_terms.data());
-                    li = own_terms.data();
-                }
-            }
-            for (int64_t q = 0; q < m; ++q) {
-                as_b[q] = in.alpha_s[b * m + q];
-                ao_b[q] = in.alpha_o[b * m + q];
-            }
-            int64_t* bs = w.back_s.data() + (t - 1) * mp;
-            int64_t* bo = w.back_o.data() + (t - 1) * mp;
-            const double lam = in.iou_weight / static_cast<double>(in.frame_ids[b] - in.frame_ids[a]);
-            const int64_t n_live = live_rows(m, w.prev_s.data(), w.prev_o.data(), in.alpha_s + a * m,
-                                             in.alpha_o + a * m, in.alpha_s + b * m, in.alpha_o + b * m, lam,
-                                             w.rows.data());
-            for (int64_t q0 = 0; q0 < mp; q0 += kLanes)
-                step_block_pre(w.rows.data(), n_live, li + q0, mp, in.alpha_s + a * m, in.alpha_o + a * m,
-                               w.prev_s.data(), w.prev_o.data(), as_b + q0, ao_b + q0, cs_ + q0, co_ + q0, bs + q0,
-                               bo + q0);
-            std::copy(w.cur_s.begin(), w.cur_s.begin() + m, w.prev_s.begin());
-            std::copy(w.cur_o.begin(), w.cur_o.begin() + m, w.prev_o.begin());
-            continue;
-        }
         const double lam = in.iou_weight / static_cast<double>(in.frame_ids[b] - in.frame_ids[a]);
         const double* boxb = in.boxes + b * m * 4;
         for (int64_t q = 0; q < m; ++q) {
@@ -347,7 +188,6 @@ inline void viterbi_pair(const LinkInput& in, const double* areas, const std::ve
         std::copy(w.cur_s.begin(), w.cur_s.begin() + m, w.prev_s.begin());
         std::copy(w.cur_o.begin(), w.cur_o.begin() + m, w.prev_o.begin());
     }
-    if (helper.joinable()) helper.join();
     path_s.assign(k_len, 0);
     path_o.assign(k_len, 0);
     const auto first_max = [m](const std::vector<double>& v) {

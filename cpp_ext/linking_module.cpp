@@ -72,16 +72,11 @@ Shapes check(const f64& boxes, const f64& alpha_s, const f64& alpha_o, const f64
     return {r, n, m};
 }
 
-// 0 = one per core.
-int resolve_threads(int threads) {
-    return threads > 0 ? threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-}
-
 py::object link_one_py(const f64& boxes, const f64& alpha_s, const f64& alpha_o, const f64& beta, const i64& frame_ids,
-                int64_t num_frames, double sigma, double iou_weight, bool strict, int threads) {
+                int64_t num_frames, double sigma, double iou_weight, bool strict) {
     const Shapes s = check(boxes, alpha_s, alpha_o, beta, frame_ids, num_frames, false);
     vrgv::LinkInput in{boxes.data(), alpha_s.data(), alpha_o.data(), beta.data(), frame_ids.data(),
-                       s.n, s.m, num_frames, sigma, iou_weight, strict, resolve_threads(threads)};
+                       s.n, s.m, num_frames, sigma, iou_weight, strict};
     vrgv::LinkOutput out;
     {
         py::gil_scoped_release release;
@@ -96,12 +91,10 @@ py::list link_many_py(const f64& boxes, const f64& alpha_s, const f64& alpha_o, 
     std::vector<vrgv::LinkOutput> outs(static_cast<size_t>(s.r));
     {
         py::gil_scoped_release release;
-        // one relation: its segment may use the threads; several: one relation per worker thread
-        const int inner = s.r == 1 ? resolve_threads(threads) : 1;
         const auto run = [&](int64_t k) {
             vrgv::LinkInput in{boxes.data(), alpha_s.data() + k * s.n * s.m, alpha_o.data() + k * s.n * s.m,
                                beta.data() + k * s.n, frame_ids.data(), s.n, s.m, num_frames, sigma, iou_weight,
-                               strict, inner};
+                               strict};
             outs[static_cast<size_t>(k)] = vrgv::link_one(in);
         };
         int64_t workers = threads > 0 ? threads : static_cast<int64_t>(std::thread::hardware_concurrency());
@@ -150,8 +143,7 @@ PYBIND11_MODULE(_linking_cpp, mod) {
     mod.doc() = "vrgv linking core (thresholding, Viterbi, interpolation) in C++; see vrgv.linking.";
     mod.def("link", &link_one_py, py::arg("boxes"), py::arg("alpha_s"), py::arg("alpha_o"), py::arg("beta"),
             py::arg("frame_ids"), py::arg("num_frames"), py::arg("sigma"), py::arg("iou_weight"), py::arg("strict"),
-            py::arg("threads") = 0,
-            "Link one relation (a long segment uses a second thread unless threads=1); returns None or (kept, sub_path, obj_path, sub_score, obj_score, fallback, "
+            "Link one relation; returns None or (kept, sub_path, obj_path, sub_score, obj_score, fallback, "
             "start_fid, end_fid, sub_boxes, obj_boxes).");
     mod.def("link_many", &link_many_py, py::arg("boxes"), py::arg("alpha_s"), py::arg("alpha_o"), py::arg("beta"),
             py::arg("frame_ids"), py::arg("num_frames"), py::arg("sigma"), py::arg("iou_weight"), py::arg("strict"),

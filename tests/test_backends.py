@@ -337,3 +337,18 @@ def test_build_engine_sets_profile_over_r_and_fp16(bundle, tmp_path):
     assert set_shape["region_emb"] == ((12, 5, 16),) * 3
     assert ("create_builder_config.set_flag", ("FP16",)) in calls
     assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize("threads, spinning", [(1, None), (2, "0"), (None, "0")])
+def test_multithreaded_sessions_do_not_spin(bundle, threads, spinning):
+    """The video and relation sessions alternate; a spinning idle pool would hold the cores from the other.
+    With one thread there is no pool and ONNX Runtime's default stays."""
+    backend = load_backend(bundle, "onnxruntime", threads=threads)
+    for session in (backend._video, backend._relation):
+        options = session.get_session_options()
+        key = "session.intra_op.allow_spinning"
+        if spinning is None:
+            with pytest.raises(RuntimeError):
+                options.get_session_config_entry(key)
+        else:
+            assert options.get_session_config_entry(key) == spinning

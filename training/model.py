@@ -115,7 +115,7 @@ class VRGVModel(nn.Module):
         if c.temporal_aux_weight > 0 and c.uses_predicate:  # training-only head: predicate words per frame
             self.predicate_aux = nn.Linear(H, c.vocab_size)
         if c.temporal_mil_weight > 0 and c.uses_predicate:  # training-only head: which predicates each frame shows
-            self.predicate_mil = nn.Linear(H, c.num_predicates)
+            self.predicate_mil = nn.Linear(2 * E, c.num_predicates)
         self.drop = nn.Dropout(c.dropout)
 
     # ------------------------------------------------------------------------------------------
@@ -166,18 +166,22 @@ class VRGVModel(nn.Module):
             if predicate_labels is None or predicate_index is None:
                 raise ConfigError("temporal_mil_weight > 0: forward needs predicate_labels and predicate_index "
                                   "(make_batch(..., labels=video_labels(samples)))")
-            out["temporal_mil_loss"] = self._temporal_mil_loss(out["f_l1"], out["pool"], predicate_labels,
+            out["temporal_mil_loss"] = self._temporal_mil_loss(out["node"], out["pool"], predicate_labels,
                                                                predicate_index)
             loss = loss + self.config.temporal_mil_weight * out["temporal_mil_loss"]
         out["loss"] = loss
         return out
 
-    def _temporal_mil_loss(self, f_l1: Tensor, pool: Tensor, labels: Tensor, own: Tensor) -> Tensor:
+    def _temporal_mil_loss(self, node: Tensor, pool: Tensor, labels: Tensor, own: Tensor) -> Tensor:
         """Bag loss: binary cross-entropy of each predicate's max over frames against the weak multi-hot labels
-        (a predicate absent from the video's labels for this pair must not fire on any frame). Attention loss:
+        (a predicate absent from the video's labels for this pair must not fire on any frame). The classifier
+        sees only its frame (node input f_i and its change over the neighbouring frames): on the frame LSTM's
+        states, which summarise the whole past, it fires at the end of every video. Attention loss:
         -log Σ_t pool_t σ(s_own(t)) with the classifier detached, which moves the temporal attention onto the
         frames where the query's predicate is detected."""
-        scores = self.predicate_mil(f_l1)  # [B,N,P]
+        after = torch.cat([node[:, 1:], node[:, -1:]], dim=1)
+        before = torch.cat([node[:, :1], node[:, :-1]], dim=1)
+        scores = self.predicate_mil(torch.cat([node, after - before], dim=-1))  # [B,N,P]
         bag = F.binary_cross_entropy_with_logits(scores.amax(dim=1), labels, reduction="none").sum(-1).mean()
         own_scores = scores.detach().gather(2, own[:, None, None].expand(-1, scores.shape[1], 1)).squeeze(-1)
         attend = -torch.log((pool * torch.sigmoid(own_scores)).sum(-1).clamp(min=1e-12)).mean()
@@ -232,12 +236,13 @@ class VRGVModel(nn.Module):
         if c.spatial_scoring == "dot":
             # (W f(B) + b)·(W' g)/sqrt(A) = f(B)·(Wᵀ W' g)/sqrt(A) + const: the query moves into region space,
             # so there is no per-video projection and no [R,N,M,A] tensor (the constant cancels in the softmax)
+            # subject and object queries go through the region tensor together: one pass instead of two
             w_s, w_o = self.sau_region.weight.chunk(2, dim=0)  # [A,E] each
             scale = float(c.attention_dim) ** -0.5
-            q_s = torch.matmul(self.sau_word_s(g_s), w_s) * scale  # [R,E]
-            q_o = torch.matmul(self.sau_word_o(g_o), w_o) * scale
-            alpha_s = torch.softmax(_dot_scores(region_emb, q_s, video_index), dim=-1)  # [R,N,M]
-            alpha_o = torch.softmax(_dot_scores(region_emb, q_o, video_index), dim=-1)
+            q = torch.cat([torch.matmul(self.sau_word_s(g_s), w_s), torch.matmul(self.sau_word_o(g_o), w_o)]) * scale
+            alpha = _dot_attention(region_emb, q, _twice(video_index))  # [2R,N,M]
+            R = g_s.shape[0]
+            alpha_s, alpha_o = alpha[:R], alpha[R:]
         else:  # the region half of W1 is computed once per video
             proj = self.sau_region(region_emb)  # [V,N,M,2A]
             if video_index is not None:
@@ -248,7 +253,8 @@ class VRGVModel(nn.Module):
             alpha_s = torch.softmax(self.sau_out_s(torch.tanh(proj_s + ws)).squeeze(-1), dim=-1)  # [R,N,M]
             alpha_o = torch.softmax(self.sau_out_o(torch.tanh(proj_o + wo)).squeeze(-1), dim=-1)
         # f = Σ_m α f(B): one GEMM per frame over all videos, α placed in its video's block (no gather)
-        f_s, f_o = _pool_regions(alpha_s, region_emb, video_index), _pool_regions(alpha_o, region_emb, video_index)
+        pooled = _pool_regions(torch.cat([alpha_s, alpha_o]), region_emb, _twice(video_index))  # [2R,N,E]
+        f_s, f_o = pooled[: alpha_s.shape[0]], pooled[alpha_s.shape[0]:]
         attended_s, attended_o = f_s, f_o
         # attention shifting (eqs. 5-6)
         if c.message_passing:
@@ -284,7 +290,7 @@ class VRGVModel(nn.Module):
             pool = 0.5 * (beta1 + beta2.repeat_interleave(c.clip_len, dim=1) / float(c.clip_len))
         featv = torch.matmul(pool.unsqueeze(1), f_l1).squeeze(1)  # [R,H]
         return {"alpha_s": alpha_s, "alpha_o": alpha_o, "beta1": beta1, "beta2": beta2, "featv": featv,
-                "f_s": attended_s, "f_o": attended_o, "f_l1": f_l1, "pool": pool}
+                "f_s": attended_s, "f_o": attended_o, "f_l1": f_l1, "pool": pool, "node": node}
 
     def _decode(self, featv: Tensor, targets: Tensor) -> Tensor:
         """Teacher-forced LSTM decoder: featv [B,H], targets [B,T] -> logits [B,T,vocab]."""
@@ -299,16 +305,23 @@ class VRGVModel(nn.Module):
         return self.dec_out(self.drop(out))
 
 
-def _dot_scores(region_emb: Tensor, query: Tensor, video_index: Tensor | None) -> Tensor:
-    """region_emb [V,N,M,E] · query [R,E] -> scores [R,N,M]. One video: one MatMul [N*M,E] @ [E,R]; several
-    videos (training): scores against every video, then each relation's own."""
+def _twice(video_index: Tensor | None) -> Tensor | None:
+    """The video index of [subject queries; object queries] stacked along the relation axis."""
+    return None if video_index is None else torch.cat([video_index, video_index])
+
+
+def _dot_attention(region_emb: Tensor, query: Tensor, video_index: Tensor | None) -> Tensor:
+    """softmax over regions of region_emb [V,N,M,E] · query [Q,E] -> α [Q,N,M]. One video (inference): one
+    MatMul [N*M,E] @ [E,Q], softmax in that layout, and only the small α transposed (the region tensor never
+    is); several videos (training): scores against every video, then each query's own."""
     V, N, M, E = region_emb.shape
-    scores = torch.matmul(region_emb.reshape(V, N * M, E), query.t())  # [V,N*M,R]
     if video_index is None:
-        return scores[0].t().reshape(-1, N, M)
-    R = query.shape[0]
-    picked = scores.permute(2, 0, 1)[torch.arange(R, device=region_emb.device), video_index]  # [R,N*M]
-    return picked.reshape(R, N, M)
+        scores = torch.matmul(region_emb.reshape(N * M, E), query.t())  # [N*M,Q]
+        return torch.softmax(scores.reshape(N, M, -1), dim=1).permute(2, 0, 1)
+    scores = torch.matmul(region_emb.reshape(V, N * M, E), query.t())  # [V,N*M,Q]
+    Q = query.shape[0]
+    picked = scores.permute(2, 0, 1)[torch.arange(Q, device=region_emb.device), video_index]  # [Q,N*M]
+    return torch.softmax(picked.reshape(Q, N, M), dim=-1)
 
 
 def _pool_regions(alpha: Tensor, values: Tensor, video_index: Tensor | None) -> Tensor:
@@ -316,7 +329,7 @@ def _pool_regions(alpha: Tensor, values: Tensor, video_index: Tensor | None) -> 
     exports to one ONNX MatMul. Several videos (training): one GEMM per frame with α placed in its video's
     block (no gather of the [N,M,K] video tensors per sample)."""
     if video_index is None:
-        return torch.matmul(alpha.transpose(0, 1), values[0]).transpose(0, 1)  # [N,R,M] @ [N,M,K]
+        return torch.matmul(alpha.transpose(0, 1), values.squeeze(0)).transpose(0, 1)  # [N,R,M] @ [N,M,K]
     route = F.one_hot(video_index, values.shape[0]).to(alpha.dtype)[:, None, :, None]  # [R,1,V,1]
     return torch.einsum("rnvm,vnmk->rnk", alpha.unsqueeze(2) * route, values)
 

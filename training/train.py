@@ -68,7 +68,9 @@ def build_model_config(store: dict[str, VideoRegions], vocab: Vocabulary, table:
 
 def evaluate_loss(model: Any, samples: Sequence[Sample], store: dict[str, VideoRegions], vocab: Vocabulary,
                   batch_size: int, labels: dict[str, set[str]] | None = None) -> float:
-    """Mean per-sample training loss (reconstruction plus the config's auxiliary terms; eval mode, no gradients)."""
+    """Mean per-sample training loss (reconstruction plus the config's auxiliary terms; eval mode, no gradients),
+    the model-selection criterion. The temporal MIL term is left out: its bag classifier overfits the held-out
+    videos' labels long before the grounding stops improving."""
     import torch
 
     if not samples:
@@ -78,7 +80,11 @@ def evaluate_loss(model: Any, samples: Sequence[Sample], store: dict[str, VideoR
     with torch.no_grad():
         for chunk in iterate_batches(samples, batch_size, None):
             b = make_batch(chunk, store, vocab, model.config.uses_predicate, labels)
-            total += float(model(*b.model_inputs())["loss"]) * len(chunk)
+            out = model(*b.model_inputs())
+            loss = out["loss"]
+            if "temporal_mil_loss" in out:
+                loss = loss - model.config.temporal_mil_weight * out["temporal_mil_loss"]
+            total += float(loss) * len(chunk)
     return total / len(samples)
 
 

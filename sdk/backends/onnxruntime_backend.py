@@ -68,6 +68,11 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        if threads != 1:
+            # The video and relation graphs run alternately in two sessions, each with its own thread pool; a
+            # pool that spins after its run keeps the cores from the other one (per video on 2 cores: 6.9 ms
+            # with spinning, 2.6 ms without; benchmarks/reports/encoder.md, session 4).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = list(ort.get_available_providers())
         n, m, e = self.num_samples, self.num_regions, self.embed_dim
         trt_common = {

@@ -92,6 +92,8 @@ class OnnxDetectorExtractor(RegionExtractor):
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
+        if threads != 1:  # an idle pool that spins keeps the cores from decoding and the encoder's sessions
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types

@@ -98,26 +98,17 @@ def link(
     iou_weight: float = 1.0,
     strict: bool = False,
     backend: str = "auto",
-    threads: int | None = None,
 ) -> LinkResult | None:
     """Link one relation: boxes [N,M,4], alpha_s/alpha_o [N,M], beta [N] (= beta1 + beta2 per sampled frame),
     frame_ids [N] (real, non-decreasing) of a ``num_frames``-frame video.
 
     Returns the best segment's trajectories, or None only when ``strict`` and no segment passes ``sigma``
     (otherwise the fallback of step 8 answers with ``fallback=True``). ``iou_weight=0`` is the paper's vRGV*.
-    With the C++ backend a long segment (about 96 or more linked frames at M = 40) computes its IoU terms on a
-    second thread unless ``threads=1`` (None: the cores there are); the result is identical either way.
     """
     name = resolve_backend(backend)
     x = check_inputs(boxes, alpha_s, alpha_o, beta, frame_ids, num_frames, sigma, iou_weight, many=False)
-    if name == "cpp":
-        from vrgv.linking.cpp import link_arrays
-
-        raw = link_arrays(x.boxes, x.alpha_s[0], x.alpha_o[0], x.beta[0], x.frame_ids, x.num_frames, x.sigma,
-                          x.iou_weight, bool(strict), threads=threads)
-    else:
-        raw = _kernel(name)(x.boxes, x.alpha_s[0], x.alpha_o[0], x.beta[0], x.frame_ids, x.num_frames, x.sigma,
-                            x.iou_weight, bool(strict))
+    raw = _kernel(name)(x.boxes, x.alpha_s[0], x.alpha_o[0], x.beta[0], x.frame_ids, x.num_frames, x.sigma,
+                        x.iou_weight, bool(strict))
     return _to_result(raw, name)
 
 
@@ -137,8 +128,7 @@ def link_many(
 ) -> list[LinkResult | None]:
     """Link R relations of one video: alpha_s/alpha_o [R,N,M], beta [R,N]; one result (or None) per relation.
 
-    The C++ backend runs relations on ``threads`` worker threads (None: one per core) without the GIL; with
-    R = 1 the threads go to the relation's segment as in :func:`link`.
+    The C++ backend runs relations on ``threads`` worker threads (None: one per core) without the GIL.
     """
     name = resolve_backend(backend)
     x: LinkInputs = check_inputs(boxes, alpha_s, alpha_o, beta, frame_ids, num_frames, sigma, iou_weight, many=True)

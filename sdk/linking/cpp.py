@@ -36,12 +36,10 @@ def _module() -> Any:
 def link_arrays(
     boxes: np.ndarray, alpha_s: np.ndarray, alpha_o: np.ndarray, beta: np.ndarray,
     frame_ids: np.ndarray, num_frames: int, sigma: float, iou_weight: float, strict: bool,
-    threads: int | None = None,
 ) -> RawLink | None:
-    """Steps 1-8 for one relation (validated arrays) in C++; same contract as ``reference.link_arrays``. A long
-    segment uses a helper thread for its IoU terms unless ``threads=1`` (None: one per core)."""
+    """Steps 1-8 for one relation (validated arrays) in C++; same contract as ``reference.link_arrays``."""
     return _module().link(boxes, alpha_s, alpha_o, beta, frame_ids, int(num_frames), float(sigma),
-                          float(iou_weight), bool(strict), int(threads or 0))
+                          float(iou_weight), bool(strict))
 
 
 def link_many_arrays(
