@@ -382,3 +382,15 @@ def test_temporal_mil_loss_trains_the_frame_classifier_and_reaches_the_attention
 def test_temporal_mil_needs_the_predicate_count():
     with pytest.raises(ConfigError, match="num_predicates"):
         small_config(temporal_mil_weight=1.0)
+
+
+def test_clip_entropy_penalty_adds_to_the_loss_and_reaches_the_clip_attention():
+    model = make_model(seed=11, clip_entropy_weight=0.5, clip_pooling=True).train()
+    out = model(*_batch("full"))
+    beta2 = out["beta2"]
+    entropy = -(beta2 * beta2.log()).sum(-1).mean()
+    torch.testing.assert_close(out["clip_entropy"], entropy)
+    assert torch.isclose(out["loss"], out["reconstruction_loss"] + 0.5 * out["clip_entropy"])
+    out["clip_entropy"].backward()
+    assert model.tau_clip.inp.weight.grad.abs().sum() > 0
+    assert "clip_entropy" not in make_model("no_clip", seed=11, clip_entropy_weight=0.5).train()(*_batch("no_clip"))

@@ -56,6 +56,7 @@ class ModelConfig:
     # the temporal attention is pulled to the frames it fires on for the query's predicate (weak labels only)
     temporal_mil_weight: float = 0.0
     num_predicates: int = 0  # set from the vocabulary when temporal_mil_weight > 0
+    clip_entropy_weight: float = 0.0  # penalty on the entropy of β2, so σ = 0.04 can cut segments (β2 ≥ 0.1 if flat)
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -72,7 +73,7 @@ class ModelConfig:
             )
         if self.temporal_mil_weight > 0 and self.num_predicates <= 0:
             raise ConfigError("ModelConfig.temporal_mil_weight > 0 needs num_predicates (the vocabulary's predicate count)")
-        for name in ("word_aux_weight", "temporal_aux_weight", "temporal_mil_weight"):
+        for name in ("word_aux_weight", "temporal_aux_weight", "temporal_mil_weight", "clip_entropy_weight"):
             if not 0.0 <= float(getattr(self, name)) <= 100.0:
                 raise ConfigError(f"ModelConfig.{name} must lie in [0, 100], got {getattr(self, name)!r}")
         for name in ("temporal_scoring", "spatial_scoring"):

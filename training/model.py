@@ -162,6 +162,10 @@ class VRGVModel(nn.Module):
         if self.config.temporal_aux_weight > 0 and self.config.uses_predicate:
             out["temporal_aux_loss"] = self._temporal_aux_loss(out["f_l1"], out["pool"], query_ids)
             loss = loss + self.config.temporal_aux_weight * out["temporal_aux_loss"]
+        if self.config.clip_entropy_weight > 0 and self.config.clip_attention and self.config.temporal_attention:
+            beta2 = out["beta2"]
+            out["clip_entropy"] = -(beta2 * torch.log(beta2.clamp(min=1e-12))).sum(-1).mean()
+            loss = loss + self.config.clip_entropy_weight * out["clip_entropy"]
         if self.config.temporal_mil_weight > 0 and self.config.uses_predicate:
             if predicate_labels is None or predicate_index is None:
                 raise ConfigError("temporal_mil_weight > 0: forward needs predicate_labels and predicate_index "
