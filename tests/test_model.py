@@ -359,11 +359,13 @@ def test_predicate_targets_come_from_video_labels_of_the_same_pair():
     assert set(np.flatnonzero(multi[3])) == {idx["ride"]}  # other video: its own labels only
 
 
-def test_temporal_mil_loss_trains_the_frame_classifier_and_reaches_the_attention():
+@pytest.mark.parametrize("frame_input", ["node", "geometry"])
+def test_temporal_mil_loss_trains_the_frame_classifier_and_reaches_the_attention(frame_input):
     from vrgv.training.data import Sample, predicate_targets, video_labels
 
     vocab = Vocabulary.default()
-    model = make_model(seed=10, temporal_mil_weight=1.0, num_predicates=len(vocab.predicates), clip_pooling=True)
+    model = make_model(seed=10, temporal_mil_weight=1.0, num_predicates=len(vocab.predicates), clip_pooling=True,
+                       temporal_mil_input=frame_input)
     model.train()
     boxes, feats, vi, q, t = _batch("full")
     rels = ["person-ride-bicycle", "dog-chase-domestic_cat", "person-stand_next_to-car"]  # _batch's relations
@@ -373,8 +375,10 @@ def test_temporal_mil_loss_trains_the_frame_classifier_and_reaches_the_attention
     assert out["temporal_mil_loss"].item() > 0
     assert torch.isclose(out["loss"], out["reconstruction_loss"] + out["temporal_mil_loss"])
     out["loss"].backward()
-    assert model.predicate_mil.weight.grad.abs().sum() > 0
+    assert all(p.grad.abs().sum() > 0 for p in model.predicate_mil.parameters())
     assert model.tau_frame.inp.weight.grad.abs().sum() > 0 and model.tau_clip.inp.weight.grad.abs().sum() > 0
+    if frame_input == "geometry":  # the bag loss also trains where the spatial attention looks
+        assert model.sau_word_s.weight.grad.abs().sum() > 0
     with pytest.raises(ConfigError, match="predicate_labels"):
         model(boxes, feats, vi, q, t)
 
@@ -382,6 +386,23 @@ def test_temporal_mil_loss_trains_the_frame_classifier_and_reaches_the_attention
 def test_temporal_mil_needs_the_predicate_count():
     with pytest.raises(ConfigError, match="num_predicates"):
         small_config(temporal_mil_weight=1.0)
+    with pytest.raises(ConfigError, match="temporal_mil_input"):
+        small_config(temporal_mil_input="pixels")
+
+
+def test_pair_geometry_features_are_offsets_ratios_and_velocities():
+    from vrgv.training.model import GEOMETRY_DIM, pair_geometry_features
+
+    t = torch.arange(8, dtype=torch.float32)[None, :, None]  # subject moves right by 0.01 per frame
+    box_s = torch.cat([0.1 + 0.01 * t, 0.2 + 0 * t, 0.3 + 0.01 * t, 0.6 + 0 * t, 0.08 + 0 * t], dim=-1)
+    box_o = torch.tensor([0.5, 0.1, 0.7, 0.5, 0.08]).expand(1, 8, 5)
+    g = pair_geometry_features(box_s, box_o, step=2)
+    assert g.shape == (1, 8, GEOMETRY_DIM)
+    torch.testing.assert_close(g[0, :, 10:15], box_s[0] - box_o[0])
+    torch.testing.assert_close(g[0, 2:6, 15], torch.full((4,), 0.4))  # (x(t+2) - x(t-2)) * 10 inside the clip
+    torch.testing.assert_close(g[0, :, 20:25], torch.zeros(8, 5))  # the object stands still
+    torch.testing.assert_close(g[0, :, 25], torch.zeros(8), atol=2e-3, rtol=0)  # equal areas
+    torch.testing.assert_close(g[0, :, 26], torch.full((8,), float(np.log(0.4 / 0.4))), atol=1e-3, rtol=0)
 
 
 def test_clip_entropy_penalty_adds_to_the_loss_and_reaches_the_clip_attention():

@@ -56,6 +56,9 @@ class ModelConfig:
     # the temporal attention is pulled to the frames it fires on for the query's predicate (weak labels only)
     temporal_mil_weight: float = 0.0
     num_predicates: int = 0  # set from the vocabulary when temporal_mil_weight > 0
+    # what the MIL frame classifier sees: "node" (learned node inputs and their change) or "geometry" (the
+    # attended subject and object boxes, their offset, size ratios and velocities: the cues predicates depend on)
+    temporal_mil_input: str = "node"
     clip_entropy_weight: float = 0.0  # penalty on the entropy of β2, so σ = 0.04 can cut segments (β2 ≥ 0.1 if flat)
 
     def __post_init__(self) -> None:
@@ -76,6 +79,8 @@ class ModelConfig:
         for name in ("word_aux_weight", "temporal_aux_weight", "temporal_mil_weight", "clip_entropy_weight"):
             if not 0.0 <= float(getattr(self, name)) <= 100.0:
                 raise ConfigError(f"ModelConfig.{name} must lie in [0, 100], got {getattr(self, name)!r}")
+        if self.temporal_mil_input not in ("node", "geometry"):
+            raise ConfigError(f"ModelConfig.temporal_mil_input must be 'node' or 'geometry', got {self.temporal_mil_input!r}")
         for name in ("temporal_scoring", "spatial_scoring"):
             if getattr(self, name) not in ("additive", "dot"):
                 raise ConfigError(f"ModelConfig.{name} must be 'additive' or 'dot', got {getattr(self, name)!r}")

@@ -115,7 +115,10 @@ class VRGVModel(nn.Module):
         if c.temporal_aux_weight > 0 and c.uses_predicate:  # training-only head: predicate words per frame
             self.predicate_aux = nn.Linear(H, c.vocab_size)
         if c.temporal_mil_weight > 0 and c.uses_predicate:  # training-only head: which predicates each frame shows
-            self.predicate_mil = nn.Linear(2 * E, c.num_predicates)
+            if c.temporal_mil_input == "geometry":
+                self.predicate_mil = nn.Sequential(nn.Linear(GEOMETRY_DIM, H), nn.ReLU(), nn.Linear(H, c.num_predicates))
+            else:
+                self.predicate_mil = nn.Linear(2 * E, c.num_predicates)
         self.drop = nn.Dropout(c.dropout)
 
     # ------------------------------------------------------------------------------------------
@@ -170,22 +173,29 @@ class VRGVModel(nn.Module):
             if predicate_labels is None or predicate_index is None:
                 raise ConfigError("temporal_mil_weight > 0: forward needs predicate_labels and predicate_index "
                                   "(make_batch(..., labels=video_labels(samples)))")
-            out["temporal_mil_loss"] = self._temporal_mil_loss(out["node"], out["pool"], predicate_labels,
+            if self.config.temporal_mil_input == "geometry":
+                frame_input = pair_geometry_features(
+                    _pool_regions(out["alpha_s"], boxes_norm, video_index),
+                    _pool_regions(out["alpha_o"], boxes_norm, video_index))
+            else:
+                after = torch.cat([out["node"][:, 1:], out["node"][:, -1:]], dim=1)
+                before = torch.cat([out["node"][:, :1], out["node"][:, :-1]], dim=1)
+                frame_input = torch.cat([out["node"], after - before], dim=-1)
+            out["temporal_mil_loss"] = self._temporal_mil_loss(frame_input, out["pool"], predicate_labels,
                                                                predicate_index)
             loss = loss + self.config.temporal_mil_weight * out["temporal_mil_loss"]
         out["loss"] = loss
         return out
 
-    def _temporal_mil_loss(self, node: Tensor, pool: Tensor, labels: Tensor, own: Tensor) -> Tensor:
+    def _temporal_mil_loss(self, frame_input: Tensor, pool: Tensor, labels: Tensor, own: Tensor) -> Tensor:
         """Bag loss: binary cross-entropy of each predicate's max over frames against the weak multi-hot labels
         (a predicate absent from the video's labels for this pair must not fire on any frame). The classifier
-        sees only its frame (node input f_i and its change over the neighbouring frames): on the frame LSTM's
-        states, which summarise the whole past, it fires at the end of every video. Attention loss:
+        sees only its frame (``temporal_mil_input``: node input f_i and its change over the neighbouring frames,
+        or the attended pair's geometry): on the frame LSTM's states, which summarise the whole past, it fires
+        at the end of every video. Attention loss:
         -log Σ_t pool_t σ(s_own(t)) with the classifier detached, which moves the temporal attention onto the
         frames where the query's predicate is detected."""
-        after = torch.cat([node[:, 1:], node[:, -1:]], dim=1)
-        before = torch.cat([node[:, :1], node[:, :-1]], dim=1)
-        scores = self.predicate_mil(torch.cat([node, after - before], dim=-1))  # [B,N,P]
+        scores = self.predicate_mil(frame_input)  # [B,N,P]
         bag = F.binary_cross_entropy_with_logits(scores.amax(dim=1), labels, reduction="none").sum(-1).mean()
         own_scores = scores.detach().gather(2, own[:, None, None].expand(-1, scores.shape[1], 1)).squeeze(-1)
         attend = -torch.log((pool * torch.sigmoid(own_scores)).sum(-1).clamp(min=1e-12)).mean()
@@ -336,6 +346,24 @@ def _pool_regions(alpha: Tensor, values: Tensor, video_index: Tensor | None) -> 
         return torch.matmul(alpha.transpose(0, 1), values.squeeze(0)).transpose(0, 1)  # [N,R,M] @ [N,M,K]
     route = F.one_hot(video_index, values.shape[0]).to(alpha.dtype)[:, None, :, None]  # [R,1,V,1]
     return torch.einsum("rnvm,vnmk->rnk", alpha.unsqueeze(2) * route, values)
+
+
+GEOMETRY_DIM = 27
+
+
+def pair_geometry_features(box_s: Tensor, box_o: Tensor, step: int = 2) -> Tensor:
+    """Per-frame geometry of an attended pair from pooled normalised boxes [B,N,5] (x1, y1, x2, y2, area):
+    both boxes, their offset, their velocities over ±``step`` frames, and log ratios of area and height.
+    These are the cues the relations of a scene depend on (left of, larger, moving toward...) -> [B,N,27]."""
+    def velocity(b: Tensor) -> Tensor:
+        after = torch.cat([b[:, step:], b[:, -1:].expand(-1, step, -1)], dim=1)
+        before = torch.cat([b[:, :1].expand(-1, step, -1), b[:, :-step]], dim=1)
+        return (after - before) * 10.0
+
+    eps = 1e-4
+    area_ratio = torch.log((box_s[..., 4:5] + eps) / (box_o[..., 4:5] + eps))
+    height_ratio = torch.log((box_s[..., 3:4] - box_s[..., 1:2] + eps) / (box_o[..., 3:4] - box_o[..., 1:2] + eps))
+    return torch.cat([box_s, box_o, box_s - box_o, velocity(box_s), velocity(box_o), area_ratio, height_ratio], dim=-1)
 
 
 def beta_per_frame(beta1: np.ndarray, beta2: np.ndarray, clip_len: int) -> np.ndarray:
