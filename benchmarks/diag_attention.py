@@ -2,11 +2,12 @@
 
 Prints the fraction of sampled frames inside each relation's longest ground-truth instance where the argmax of
 alpha_s (alpha_o) hits the subject (object) box at IoU > 0.5, the oracle (some region hits), the mean beta inside
-and outside the instance, then the Table 2 accuracy of those K videos.
+and outside the instance, the hit rate per category (subject and object roles together; a category the spatial
+attention never finds shows up here), then the Table 2 accuracy of those K videos.
 
     python benchmarks/diag_attention.py CHECKPOINT REGIONS_DIR K ANNOTATIONS_DIR
 """
-import sys, numpy as np, torch, json
+import sys, collections, numpy as np, torch, json
 from vrgv.annotations import load_annotations
 from vrgv.training.checkpoint import load_checkpoint
 from vrgv.training.data import load_region_folder
@@ -19,7 +20,7 @@ model, vocab = load_checkpoint(ckpt)[:2]
 model.eval()
 anns = load_annotations(anndir)[:K]
 store = load_region_folder(regdir, [a.video_id for a in anns], model.config.num_frames, model.config.num_regions)
-hs=ho=orc=n=0; bin_=[]; bout=[]; b2max=[]
+hs=ho=orc=n=0; bin_=[]; bout=[]; b2max=[]; per_cat = collections.defaultdict(list)
 for a in anns:
     vr = store[a.video_id]; rels = a.relation_strings()
     a_s, a_o, beta = attend_video(model, vocab, vr, rels)
@@ -35,7 +36,10 @@ for a in anns:
             if gs is None or go is None: continue
             ious_s = box_iou(boxes[k].astype(np.float64), np.array(gs, np.float64))
             ious_o = box_iou(boxes[k].astype(np.float64), np.array(go, np.float64))
-            hs += ious_s[a_s[r, k].argmax()] > .5; ho += ious_o[a_o[r, k].argmax()] > .5; orc += ious_s.max() > .5; n += 1
+            hit_s, hit_o = ious_s[a_s[r, k].argmax()] > .5, ious_o[a_o[r, k].argmax()] > .5
+            hs += hit_s; ho += hit_o; orc += ious_s.max() > .5; n += 1
+            per_cat[a.categories[inst.subject_tid]].append(hit_s); per_cat[a.categories[inst.object_tid]].append(hit_o)
 print(f"subject hit {hs/n:.3f} object hit {ho/n:.3f} oracle {orc/n:.3f} | beta inside {np.nanmean(bin_):.4f} outside {np.nanmean(bout):.4f}")
+print("hit rate per category (frames): " + ", ".join(f"{c} {np.mean(v):.2f} ({len(v)})" for c, v in sorted(per_cat.items())))
 rep, _ = evaluate_split(model, vocab, anns, store)
 print(rep.to_markdown(ckpt.split('/')[-1]))

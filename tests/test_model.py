@@ -359,13 +359,13 @@ def test_predicate_targets_come_from_video_labels_of_the_same_pair():
     assert set(np.flatnonzero(multi[3])) == {idx["ride"]}  # other video: its own labels only
 
 
-@pytest.mark.parametrize("frame_input", ["node", "geometry"])
-def test_temporal_mil_loss_trains_the_frame_classifier_and_reaches_the_attention(frame_input):
+@pytest.mark.parametrize("frame_input,target", [("node", "pool"), ("geometry", "pool"), ("geometry", "distill")])
+def test_temporal_mil_loss_trains_the_frame_classifier_and_reaches_the_attention(frame_input, target):
     from vrgv.training.data import Sample, predicate_targets, video_labels
 
     vocab = Vocabulary.default()
     model = make_model(seed=10, temporal_mil_weight=1.0, num_predicates=len(vocab.predicates), clip_pooling=True,
-                       temporal_mil_input=frame_input)
+                       temporal_mil_input=frame_input, temporal_mil_target=target)
     model.train()
     boxes, feats, vi, q, t = _batch("full")
     rels = ["person-ride-bicycle", "dog-chase-domestic_cat", "person-stand_next_to-car"]  # _batch's relations
@@ -388,6 +388,8 @@ def test_temporal_mil_needs_the_predicate_count():
         small_config(temporal_mil_weight=1.0)
     with pytest.raises(ConfigError, match="temporal_mil_input"):
         small_config(temporal_mil_input="pixels")
+    with pytest.raises(ConfigError, match="temporal_mil_target"):
+        small_config(temporal_mil_target="sum")
 
 
 def test_pair_geometry_features_are_offsets_ratios_and_velocities():
@@ -415,3 +417,37 @@ def test_clip_entropy_penalty_adds_to_the_loss_and_reaches_the_clip_attention():
     out["clip_entropy"].backward()
     assert model.tau_clip.inp.weight.grad.abs().sum() > 0
     assert "clip_entropy" not in make_model("no_clip", seed=11, clip_entropy_weight=0.5).train()(*_batch("no_clip"))
+
+
+def test_object_targets_come_from_video_level_labels_only():
+    from vrgv.training.data import Sample, object_targets, video_labels
+
+    vocab = Vocabulary.default()
+    samples = [Sample("a", "person-ride-bicycle"), Sample("a", "dog-chase-person"), Sample("b", "car-faster-bicycle")]
+    multi, pair = object_targets(samples, ["a", "b"], vocab, video_labels(samples))
+    idx = {o: i for i, o in enumerate(vocab.objects)}
+    assert set(np.flatnonzero(multi[0])) == {idx["person"], idx["bicycle"], idx["dog"]}
+    assert set(np.flatnonzero(multi[1])) == {idx["car"], idx["bicycle"]}
+    assert pair.tolist() == [[idx["person"], idx["bicycle"]], [idx["dog"], idx["person"]], [idx["car"], idx["bicycle"]]]
+
+
+@pytest.mark.parametrize("variant", ["full", "cooccurrence"])
+def test_region_mil_loss_trains_the_region_classifier_and_reaches_the_spatial_attention(variant):
+    from vrgv.training.data import Sample, object_targets, video_labels
+
+    vocab = Vocabulary.default()
+    model = make_model(variant, seed=12, region_mil_weight=1.0, num_objects=len(vocab.objects)).train()
+    boxes, feats, vi, q, t = _batch(variant)
+    rels = ["person-ride-bicycle", "dog-chase-domestic_cat", "person-stand_next_to-car"]
+    samples = [Sample(f"v{int(v)}", r) for v, r in zip(vi.tolist(), rels)]
+    objects, pair = object_targets(samples, ["v0", "v1"], vocab, video_labels(samples))
+    out = model(boxes, feats, vi, q, t, None, None, torch.from_numpy(objects), torch.from_numpy(pair))
+    assert out["region_mil_loss"].item() > 0
+    assert torch.isclose(out["loss"], out["reconstruction_loss"] + out["region_mil_loss"])
+    out["loss"].backward()
+    assert model.region_cls.weight.grad.abs().sum() > 0
+    assert model.sau_word_s.weight.grad.abs().sum() > 0 and model.sau_word_o.weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="object_labels"):
+        model(boxes, feats, vi, q, t)
+    with pytest.raises(ConfigError, match="num_objects"):
+        small_config(region_mil_weight=1.0)

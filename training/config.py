@@ -59,6 +59,17 @@ class ModelConfig:
     # what the MIL frame classifier sees: "node" (learned node inputs and their change) or "geometry" (the
     # attended subject and object boxes, their offset, size ratios and velocities: the cues predicates depend on)
     temporal_mil_input: str = "node"
+    # how the MIL classifier steers the temporal attention: "pool" (-log Σ_t pool_t p_t: attention onto the best
+    # frames) or "distill" (cross-entropy of β1 and β2 against the classifier's firing map p^γ, normalised, over
+    # frames and over clips: the attention covers every frame where the predicate shows and leaves the rest,
+    # which is what the σ threshold of linking needs)
+    temporal_mil_target: str = "pool"
+    temporal_mil_sharpness: float = 4.0  # γ of the distillation target
+    # region-level MIL over object categories (weakly supervised detection): a region classifier whose max over a
+    # video's regions must fire for the categories its labels name and for no other; the spatial attention is
+    # pulled to the regions it scores as the query's subject (object) category. Keeps α off background regions.
+    region_mil_weight: float = 0.0
+    num_objects: int = 0  # set from the vocabulary when region_mil_weight > 0
     clip_entropy_weight: float = 0.0  # penalty on the entropy of β2, so σ = 0.04 can cut segments (β2 ≥ 0.1 if flat)
 
     def __post_init__(self) -> None:
@@ -76,9 +87,16 @@ class ModelConfig:
             )
         if self.temporal_mil_weight > 0 and self.num_predicates <= 0:
             raise ConfigError("ModelConfig.temporal_mil_weight > 0 needs num_predicates (the vocabulary's predicate count)")
-        for name in ("word_aux_weight", "temporal_aux_weight", "temporal_mil_weight", "clip_entropy_weight"):
+        if self.region_mil_weight > 0 and self.num_objects <= 0:
+            raise ConfigError("ModelConfig.region_mil_weight > 0 needs num_objects (the vocabulary's object count)")
+        for name in ("word_aux_weight", "temporal_aux_weight", "temporal_mil_weight", "region_mil_weight",
+                     "clip_entropy_weight"):
             if not 0.0 <= float(getattr(self, name)) <= 100.0:
                 raise ConfigError(f"ModelConfig.{name} must lie in [0, 100], got {getattr(self, name)!r}")
+        if self.temporal_mil_target not in ("pool", "distill"):
+            raise ConfigError(f"ModelConfig.temporal_mil_target must be 'pool' or 'distill', got {self.temporal_mil_target!r}")
+        if not 0.0 < float(self.temporal_mil_sharpness) <= 64.0:
+            raise ConfigError(f"ModelConfig.temporal_mil_sharpness must lie in (0, 64], got {self.temporal_mil_sharpness!r}")
         if self.temporal_mil_input not in ("node", "geometry"):
             raise ConfigError(f"ModelConfig.temporal_mil_input must be 'node' or 'geometry', got {self.temporal_mil_input!r}")
         for name in ("temporal_scoring", "spatial_scoring"):

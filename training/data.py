@@ -107,11 +107,13 @@ class Batch:
     targets: "object"  # torch i64 [B,T]
     predicate_labels: "object" = None  # torch f32 [B,P]: predicates the video's labels give for the sample's pair
     predicate_index: "object" = None  # torch i64 [B]: the sample's own predicate
+    object_labels: "object" = None  # torch f32 [V,C]: object categories the video's labels name
+    pair_index: "object" = None  # torch i64 [B,2]: the sample's subject and object category
 
     def model_inputs(self) -> tuple:
         """Positional arguments of ``VRGVModel.forward``."""
         return (self.boxes_norm, self.features, self.video_index, self.query_ids, self.targets,
-                self.predicate_labels, self.predicate_index)
+                self.predicate_labels, self.predicate_index, self.object_labels, self.pair_index)
 
 
 def decoder_targets(vocab: Vocabulary, relation: str, use_predicate: bool) -> list[int]:
@@ -146,9 +148,27 @@ def predicate_targets(samples: Sequence[Sample], vocab: Vocabulary,
     return multi, own
 
 
+def object_targets(samples: Sequence[Sample], videos: Sequence[str], vocab: Vocabulary,
+                   labels: dict[str, set[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-hot f32 [V,C] of the object categories named anywhere in each video's relation labels (weak,
+    video-level), and each sample's subject and object category index i64 [B,2]."""
+    index = {o: i for i, o in enumerate(vocab.objects)}
+    multi = np.zeros((len(videos), len(index)), np.float32)
+    for v, video in enumerate(videos):
+        for rel in labels.get(video, ()):
+            r = vocab.canonical(rel)
+            multi[v, index[r.subject]] = multi[v, index[r.object]] = 1.0
+    pair = np.zeros((len(samples), 2), np.int64)
+    for b, s in enumerate(samples):
+        r = vocab.canonical(s.relation)
+        pair[b] = index[r.subject], index[r.object]
+    return multi, pair
+
+
 def make_batch(samples: Sequence[Sample], store: dict[str, VideoRegions], vocab: Vocabulary,
                use_predicate: bool, labels: dict[str, set[str]] | None = None) -> Batch:
-    """Tensors for ``samples``; with ``labels`` (``video_labels``) also the multi-label predicate targets."""
+    """Tensors for ``samples``; with ``labels`` (``video_labels``) also the multi-label predicate and object
+    category targets of the MIL losses."""
     import torch
 
     videos = list(dict.fromkeys(s.video_id for s in samples))
@@ -167,6 +187,9 @@ def make_batch(samples: Sequence[Sample], store: dict[str, VideoRegions], vocab:
     if labels is not None and use_predicate:
         multi, own = predicate_targets(samples, vocab, labels)
         batch.predicate_labels, batch.predicate_index = torch.from_numpy(multi), torch.from_numpy(own)
+    if labels is not None:
+        objects, pair = object_targets(samples, videos, vocab, labels)
+        batch.object_labels, batch.pair_index = torch.from_numpy(objects), torch.from_numpy(pair)
     return batch
 
 

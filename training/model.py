@@ -119,6 +119,8 @@ class VRGVModel(nn.Module):
                 self.predicate_mil = nn.Sequential(nn.Linear(GEOMETRY_DIM, H), nn.ReLU(), nn.Linear(H, c.num_predicates))
             else:
                 self.predicate_mil = nn.Linear(2 * E, c.num_predicates)
+        if c.region_mil_weight > 0:  # training-only head: which object category each region shows
+            self.region_cls = nn.Linear(E, c.num_objects)
         self.drop = nn.Dropout(c.dropout)
 
     # ------------------------------------------------------------------------------------------
@@ -145,6 +147,7 @@ class VRGVModel(nn.Module):
     def forward(
         self, boxes_norm: Tensor, features: Tensor, video_index: Tensor, query_ids: Tensor, targets: Tensor,
         predicate_labels: Tensor | None = None, predicate_index: Tensor | None = None,
+        object_labels: Tensor | None = None, pair_index: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Training forward over B (video, relation) samples with teacher forcing.
 
@@ -152,9 +155,11 @@ class VRGVModel(nn.Module):
         sample's video; query_ids i64 [B,5]; targets i64 [B,T] (``encode_words``, 0-padded).
         Returns the encoder outputs plus ``logits`` [B,T,vocab] and the summed-per-sample ``loss``. With
         ``temporal_mil_weight`` it also needs predicate_labels f32 [B,P] and predicate_index i64 [B]
-        (``vrgv.training.data.predicate_targets``: video-level labels only).
+        (``vrgv.training.data.predicate_targets``: video-level labels only); with ``region_mil_weight``,
+        object_labels f32 [V,C] and pair_index i64 [B,2] (``object_targets``).
         """
-        out = self._encode(self.embed_regions(boxes_norm, features), query_ids, video_index)
+        region_emb = self.embed_regions(boxes_norm, features)
+        out = self._encode(region_emb, query_ids, video_index)
         logits = self._decode(out["featv"], targets)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=0,
                                reduction="sum") / targets.shape[0]
@@ -181,25 +186,58 @@ class VRGVModel(nn.Module):
                 after = torch.cat([out["node"][:, 1:], out["node"][:, -1:]], dim=1)
                 before = torch.cat([out["node"][:, :1], out["node"][:, :-1]], dim=1)
                 frame_input = torch.cat([out["node"], after - before], dim=-1)
-            out["temporal_mil_loss"] = self._temporal_mil_loss(frame_input, out["pool"], predicate_labels,
-                                                               predicate_index)
+            out["temporal_mil_loss"] = self._temporal_mil_loss(frame_input, out, predicate_labels, predicate_index)
             loss = loss + self.config.temporal_mil_weight * out["temporal_mil_loss"]
+        if self.config.region_mil_weight > 0:
+            if object_labels is None or pair_index is None:
+                raise ConfigError("region_mil_weight > 0: forward needs object_labels and pair_index "
+                                  "(make_batch(..., labels=video_labels(samples)))")
+            out["region_mil_loss"] = self._region_mil_loss(region_emb[..., : self.config.region_dim], video_index,
+                                                           out["alpha_s"], out["alpha_o"], object_labels, pair_index)
+            loss = loss + self.config.region_mil_weight * out["region_mil_loss"]
         out["loss"] = loss
         return out
 
-    def _temporal_mil_loss(self, frame_input: Tensor, pool: Tensor, labels: Tensor, own: Tensor) -> Tensor:
+    def _region_mil_loss(self, region_emb: Tensor, video_index: Tensor, alpha_s: Tensor, alpha_o: Tensor,
+                         labels: Tensor, pair: Tensor) -> Tensor:
+        """Weakly supervised detection: a region classifier s_c(region); its max over each video's regions is
+        trained with binary cross-entropy against the categories the video's labels name (every other category
+        must not fire anywhere, so background regions, present in every video, learn to score low). Attention
+        term: -log Σ_m α[r,n,m] σ(s_c(n,m)) for the query's subject (object) category c, classifier detached,
+        averaged over frames: the spatial attention moves to regions that look like the named category."""
+        scores = self.region_cls(region_emb)  # [V,N,M,C]
+        bag = F.binary_cross_entropy_with_logits(scores.amax(dim=(1, 2)), labels, reduction="none").sum(-1).mean()
+        probs = torch.sigmoid(scores.detach())[video_index]  # [B,N,M,C]
+        terms = []
+        for alpha, cat in ((alpha_s, pair[:, 0]), (alpha_o, pair[:, 1])):
+            p = probs.gather(3, cat[:, None, None, None].expand(-1, probs.shape[1], probs.shape[2], 1)).squeeze(-1)
+            terms.append(-torch.log((alpha * p).sum(-1).clamp(min=1e-6)).mean())
+        return bag + terms[0] + terms[1]
+
+    def _temporal_mil_loss(self, frame_input: Tensor, enc: dict[str, Tensor], labels: Tensor, own: Tensor) -> Tensor:
         """Bag loss: binary cross-entropy of each predicate's max over frames against the weak multi-hot labels
         (a predicate absent from the video's labels for this pair must not fire on any frame). The classifier
         sees only its frame (``temporal_mil_input``: node input f_i and its change over the neighbouring frames,
         or the attended pair's geometry): on the frame LSTM's states, which summarise the whole past, it fires
         at the end of every video. Attention loss:
-        -log Σ_t pool_t σ(s_own(t)) with the classifier detached, which moves the temporal attention onto the
-        frames where the query's predicate is detected."""
+        with the classifier detached, ``temporal_mil_target`` "pool": -log Σ_t pool_t σ(s_own(t)), which moves the
+        temporal attention onto the frames where the query's predicate is detected; "distill": cross-entropy of
+        β1 (over frames) and β2 (over clips) against σ(s_own)^γ normalised (per clip: its frames' mean first)."""
+        c = self.config
         scores = self.predicate_mil(frame_input)  # [B,N,P]
         bag = F.binary_cross_entropy_with_logits(scores.amax(dim=1), labels, reduction="none").sum(-1).mean()
         own_scores = scores.detach().gather(2, own[:, None, None].expand(-1, scores.shape[1], 1)).squeeze(-1)
-        attend = -torch.log((pool * torch.sigmoid(own_scores)).sum(-1).clamp(min=1e-12)).mean()
-        return bag + attend
+        fire = torch.sigmoid(own_scores)  # [B,N]
+        if c.temporal_mil_target == "pool":
+            return bag - torch.log((enc["pool"] * fire).sum(-1).clamp(min=1e-12)).mean()
+        gamma = float(c.temporal_mil_sharpness)
+        frame_target = fire.pow(gamma)
+        frame_target = frame_target / frame_target.sum(-1, keepdim=True).clamp(min=1e-12)
+        clip_target = fire.reshape(fire.shape[0], c.num_clips, c.clip_len).mean(-1).pow(gamma)
+        clip_target = clip_target / clip_target.sum(-1, keepdim=True).clamp(min=1e-12)
+        frame_ce = -(frame_target * torch.log(enc["beta1"].clamp(min=1e-12))).sum(-1).mean()
+        clip_ce = -(clip_target * torch.log(enc["beta2"].clamp(min=1e-12))).sum(-1).mean()
+        return bag + frame_ce + clip_ce
 
     def _temporal_aux_loss(self, f_l1: Tensor, pool: Tensor, query_ids: Tensor) -> Tensor:
         """Multiple-instance reconstruction of the predicate: each frame predicts the predicate's words from

@@ -60,6 +60,8 @@ def build_model_config(store: dict[str, VideoRegions], vocab: Vocabulary, table:
     base = dict(vocab_size=len(vocab), feature_dim=d, word_dim=table.dim, num_frames=n, num_regions=m)
     if float(overrides.get("temporal_mil_weight", 0.0)) > 0:
         base["num_predicates"] = len(vocab.predicates)
+    if float(overrides.get("region_mil_weight", 0.0)) > 0:
+        base["num_objects"] = len(vocab.objects)
     for key in ("vocab_size", "feature_dim", "word_dim", "num_frames", "num_regions"):
         if key in overrides and overrides[key] != base[key]:
             raise ConfigError(f"model.{key}={overrides[key]} contradicts the data ({key}={base[key]}); remove it")
@@ -70,7 +72,7 @@ def evaluate_loss(model: Any, samples: Sequence[Sample], store: dict[str, VideoR
                   batch_size: int, labels: dict[str, set[str]] | None = None) -> float:
     """Mean per-sample training loss (reconstruction plus the config's auxiliary terms; eval mode, no gradients),
     the model-selection criterion. The temporal MIL term is left out: its bag classifier overfits the held-out
-    videos' labels long before the grounding stops improving."""
+    videos' labels long before the grounding stops improving; so is the region MIL term, for the same reason."""
     import torch
 
     if not samples:
@@ -84,6 +86,8 @@ def evaluate_loss(model: Any, samples: Sequence[Sample], store: dict[str, VideoR
             loss = out["loss"]
             if "temporal_mil_loss" in out:
                 loss = loss - model.config.temporal_mil_weight * out["temporal_mil_loss"]
+            if "region_mil_loss" in out:
+                loss = loss - model.config.region_mil_weight * out["region_mil_loss"]
             total += float(loss) * len(chunk)
     return total / len(samples)
 
@@ -103,7 +107,7 @@ def train(samples: Sequence[Sample], store: dict[str, VideoRegions], vocab: Voca
     model_cfg = build_model_config(store, vocab, table, cfg.model)
     model = VRGVModel(model_cfg, vocabulary_matrix(vocab, table, seed=cfg.seed))
     train_set, val_set = split_by_video(samples, cfg.val_fraction, cfg.seed)
-    labels = video_labels(samples) if model_cfg.temporal_mil_weight > 0 else None
+    labels = video_labels(samples) if (model_cfg.temporal_mil_weight > 0 or model_cfg.region_mil_weight > 0) else None
     val_set = cap_per_video(val_set, cfg.max_relations_per_video, np.random.default_rng(cfg.seed + 1))
     log.info("training %s on %d samples (%d videos), validating on %d samples; %d trainable parameters",
              model_cfg.variant, len(train_set), len({s.video_id for s in train_set}), len(val_set),
