@@ -57,8 +57,8 @@ def test_bundle_layout_and_manifest(exported):
     model, vocab, result, _ = exported
     bundle = Bundle.load(result.path)
     m = bundle.manifest
-    assert set(m.files) == {"encoder_video.onnx", "encoder_relation.onnx", "encoder_video.fp16.onnx",
-                            "encoder_relation.fp16.onnx", "model.safetensors", "detector.onnx"}
+    assert set(m.files) == {"encoder_video.onnx", "encoder_relation.onnx", "encoder_relation.fp16.onnx",
+                            "model.safetensors", "detector.onnx"}
     assert (m.num_samples, m.clip_length, m.num_regions, m.feature_dim, m.embed_dim) == (12, 4, 5, 8, 16)
     assert m.model == model.config.to_dict() and m.opset == 17 and m.sigma == 0.04
     assert bundle.vocabulary.tokens == vocab.tokens
@@ -76,6 +76,26 @@ def test_fp32_parity_within_tolerance_for_each_batch_size(exported):
         assert max(per.values()) <= 1e-4
     # fp16 is measured and recorded, not enforced; it must still be a small error
     assert 0 < result.parity["fp16"]["max_abs_error"] < 5e-2
+    # mixed precision: the video graph and the spatial attention stay float32, only β carries fp16 error
+    for per in result.parity["fp16"]["per_batch"].values():
+        assert max(per["region_emb"], per["alpha_s"], per["alpha_o"]) <= 1e-4
+        assert max(per["beta1"], per["beta2"]) > 0
+
+
+def test_fp16_relation_graph_computes_the_temporal_half_in_float16(exported):
+    """The spatial-attention path has only float32 weights and no float16 round trip; the LSTMs are float16."""
+    from vrgv.export.onnx_export import _upstream_nodes
+
+    _, _, result, _ = exported
+    half = onnx.load(str(result.path / "encoder_relation.fp16.onnx"))
+    onnx.checker.check_model(half, full_check=True)
+    dtype = {i.name: i.data_type for i in half.graph.initializer}
+    spatial = _upstream_nodes(half.graph, ("alpha_s", "alpha_o"))
+    spatial_weights = {i for n in half.graph.node if n.name in spatial for i in n.input if i in dtype}
+    assert spatial_weights and all(dtype[w] != onnx.TensorProto.FLOAT16 for w in spatial_weights)
+    assert not any(n.op_type == "Cast" for n in half.graph.node if n.name in spatial)
+    lstm_weights = [i for n in half.graph.node if n.op_type == "LSTM" for i in n.input[1:3]]
+    assert lstm_weights and all(dtype[w] == onnx.TensorProto.FLOAT16 for w in lstm_weights)
 
 
 def test_graph_signatures_dynamic_relation_batch_and_word_vectors_inside(exported):

@@ -331,6 +331,23 @@ def test_dot_spatial_scoring_equals_the_projected_bilinear_form():
     torch.testing.assert_close(a_o, want_o, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("switches", [{}, {"node_norm": True, "frame_skip": True, "context_norm": True},
+                                      {"temporal_scoring": "dot", "clip_pooling": True}])
+def test_time_major_inference_equals_the_training_encoder(variant, switches):
+    """``attend`` (the exported, time-major inference path) computes exactly what training's ``_encode`` does."""
+    model = make_model(variant, seed=12, spatial_scoring="dot", **switches)
+    boxes, feats = video(12)
+    q = torch.from_numpy(Vocabulary.default().encode_query(QUERIES))
+    with torch.no_grad():
+        emb = model.embed_regions(boxes[0], feats[0])
+        got = model.attend(emb, q)
+        ref = model._encode(emb.unsqueeze(0), q)
+    for name, tensor in zip(("alpha_s", "alpha_o", "beta1", "beta2"), got):
+        assert tensor.shape == ref[name].shape, name
+        torch.testing.assert_close(tensor, ref[name], atol=1e-5, rtol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+
+
 def test_dot_spatial_scoring_training_batch_matches_per_video_inference():
     """Several videos in one training batch: each relation's α is computed against its own video."""
     model = make_model(seed=9, spatial_scoring="dot")

@@ -137,9 +137,57 @@ class VRGVModel(nn.Module):
         return self.app_norm(F.relu(self.app(features))) + self.box_norm(F.relu(self.box(boxes_norm)))
 
     def attend(self, region_emb: Tensor, query_ids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """One video's region_emb [N,M,E] and R queries [R,5] -> α_s, α_o [R,N,M], β1 [R,N], β2 [R,H]."""
-        out = self._encode(region_emb.unsqueeze(0), query_ids)
-        return out["alpha_s"], out["alpha_o"], out["beta1"], out["beta2"]
+        """One video's region_emb [N,M,E] and R queries [R,5] -> α_s, α_o [R,N,M], β1 [R,N], β2 [R,H].
+
+        The same function as ``_encode`` (tests check it), laid out time-major: every per-frame tensor is
+        [N,R,...], the layout of the frame LSTM, so neither the graph nor eager PyTorch transposes the
+        [R,N,E] activations, and α is pooled by a plain batched MatMul. Configs it does not cover (additive
+        spatial scoring, pair geometry) take ``_encode``."""
+        c = self.config
+        if c.spatial_scoring != "dot" or c.pair_geometry:
+            out = self._encode(region_emb.unsqueeze(0), query_ids)
+            return out["alpha_s"], out["alpha_o"], out["beta1"], out["beta2"]
+        g_s, g_p, g_o = self._words(query_ids)
+        N, M, E = region_emb.shape
+        R = g_s.shape[0]
+        w_s, w_o = self.sau_region.weight.chunk(2, dim=0)
+        scale = float(c.attention_dim) ** -0.5
+        flat = region_emb.reshape(N * M, E)
+
+        def spatial(word: nn.Linear, g: Tensor, w: Tensor) -> Tensor:  # -> α [N,R,M]
+            scores = torch.matmul(flat, (torch.matmul(word(g), w) * scale).t())  # [N*M,R]
+            return torch.softmax(scores.reshape(N, M, R).transpose(1, 2), dim=-1)
+
+        alpha_s, alpha_o = spatial(self.sau_word_s, g_s, w_s), spatial(self.sau_word_o, g_o, w_o)
+        # Σ_m α f(B): one GEMM per frame; then every per-frame tensor is 2-D [N*R, ...] so each Linear is
+        # one Gemm with its bias (and ReLU) fused, and the W3 product accumulates without a concat
+        f_s = torch.matmul(alpha_s, region_emb).reshape(N * R, E)
+        f_o = torch.matmul(alpha_o, region_emb).reshape(N * R, E)
+        if c.message_passing:
+            f_s = f_s + F.relu(F.linear(alpha_o.reshape(N * R, M), self.w_os.weight, self.w_os.bias))
+            f_o = f_o + F.relu(F.linear(alpha_s.reshape(N * R, M), self.w_so.weight, self.w_so.bias))
+        w3 = self.node.weight.t()  # [2E,E]: W3 [f_s, f_o] + b3 = f_s W3_s^T + (f_o W3_o^T + b3)
+        node = self.node_norm(torch.addmm(torch.addmm(self.node.bias, f_o, w3[E:]), f_s, w3[:E]))  # [N*R,E]
+        f_l1 = _lstm_time_major(self.lstm_frame, node.reshape(N, R, E))  # [N,R,H]
+        if c.frame_skip:
+            f_l1 = f_l1 + torch.addmm(self.frame_skip.bias, node, self.frame_skip.weight.t()).reshape(N, R, -1)
+        rel_parts = [g_s, g_p, g_o] if (c.uses_predicate and c.relation_context_predicate) else [g_s, g_o]
+        f_rel = self.context_norm(self.relation_context(torch.cat(rel_parts, dim=-1)))  # [R,H]
+        Hd = f_l1.shape[-1]
+        if c.clip_attention:
+            f_clip = f_l1.reshape(c.num_clips, c.clip_len, R, Hd)[:, -1].transpose(0, 1)  # [R,H_clips,Hd], small
+            beta2 = self.tau_clip(f_clip, f_rel)
+            clip_out, _ = self.lstm_clip(beta2.unsqueeze(-1) * f_clip)
+            frame_ctx = clip_out[:, -1]
+        else:
+            frame_ctx = f_rel
+            beta2 = f_rel.new_zeros(R, c.num_clips)
+        if c.temporal_attention:
+            beta1 = _temporal_attention_time_major(self.tau_frame, f_l1, frame_ctx)
+        else:
+            beta1 = f_rel.new_ones(R, N) / float(N)
+            beta2 = f_rel.new_ones(R, c.num_clips) / float(c.num_clips)
+        return alpha_s.transpose(0, 1), alpha_o.transpose(0, 1), beta1, beta2
 
     # ------------------------------------------------------------------------------------------
     # training
@@ -355,6 +403,23 @@ class VRGVModel(nn.Module):
         h0 = torch.tanh(self.dec_init(feat)).unsqueeze(0)
         out, _ = self.decoder(x, (h0, torch.zeros_like(h0)))
         return self.dec_out(self.drop(out))
+
+
+def _lstm_time_major(lstm: nn.LSTM, x: Tensor) -> Tensor:
+    """Run a ``batch_first`` one-layer LSTM on time-major x [T,B,in] -> [T,B,H] with its own weights (the
+    ONNX LSTM's native layout: no transposes around it), zero initial state."""
+    h0 = x.new_zeros(1, x.shape[1], lstm.hidden_size)
+    out, _, _ = torch.lstm(x, (h0, h0), lstm._flat_weights, lstm.bias, lstm.num_layers, 0.0, False,
+                           lstm.bidirectional, False)
+    return out
+
+
+def _temporal_attention_time_major(tau: nn.Module, x: Tensor, ctx: Tensor) -> Tensor:
+    """``tau(x, ctx)`` for time-major x [T,R,in]: -> softmax weights [R,T]."""
+    if isinstance(tau, DotAttention):
+        scores = (tau.inp(x) * tau.ctx(ctx)).sum(-1) * tau.scale  # [T,R]
+        return torch.softmax(scores.t(), dim=-1)
+    return tau(x.transpose(0, 1), ctx)
 
 
 def _twice(video_index: Tensor | None) -> Tensor | None:

@@ -19,7 +19,7 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder written by `vrgv train`")
     parser.add_argument("--out", required=True, help="bundle folder NAME.vrgv, or a .zip")
-    parser.add_argument("--fp16", action="store_true", help="also write float16 graphs (and fp16 TensorRT engines)")
+    parser.add_argument("--fp16", action="store_true", help="also write a mixed-precision relation graph: the temporal half in float16, the video graph and the spatial attention in float32 (and fp16 TensorRT engines)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--trt", action="store_true", help="pre-build TensorRT engines for this GPU (needs tensorrt)")
     parser.add_argument("--simplify", action="store_true", help="simplify graphs with onnxslim or onnxsim")
