@@ -44,22 +44,30 @@ def _model(args: argparse.Namespace):
     return VRGVModel(config).eval(), vocab, {}, f"random-init VRGVModel, training/configs/{args.config}.json sizes"
 
 
-def _time(fn, iters: int, warmup: int) -> dict[str, float]:
-    """Wall-clock and calling-thread CPU milliseconds (median, p99) of ``fn``.
+def _time(fns: dict, iters: int, warmup: int) -> dict:
+    """Wall-clock and calling-thread CPU milliseconds (median, p99) of each call in ``fns``, timed round-robin.
 
-    With one intra-op thread both backends compute in the calling thread, so its CPU time is the cost of
-    the call even on a machine shared with other jobs, where wall time mostly measures waiting.
+    Each iteration runs every call once, in turn, so all calls (both backends, every R) see the same
+    background load: on the shared 2-core machine a slow minute then raises every number alike instead of
+    tilting one ratio. With one intra-op thread both backends compute in the calling thread, so its CPU time
+    is the cost of the call even when wall time mostly measures waiting.
     """
     for _ in range(warmup):
-        fn()
-    wall, cpu = np.empty(iters), np.empty(iters)
+        for fn in fns.values():
+            fn()
+    wall = {k: np.empty(iters) for k in fns}
+    cpu = {k: np.empty(iters) for k in fns}
     for i in range(iters):
-        t0, c0 = time.perf_counter(), time.thread_time()
-        fn()
-        wall[i], cpu[i] = time.perf_counter() - t0, time.thread_time() - c0
-    wall, cpu = wall * 1e3, cpu * 1e3
-    return {"median_ms": float(np.median(wall)), "p99_ms": float(np.percentile(wall, 99)),
-            "cpu_median_ms": float(np.median(cpu)), "cpu_p99_ms": float(np.percentile(cpu, 99))}
+        for k, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.thread_time()
+            fn()
+            wall[k][i], cpu[k][i] = time.perf_counter() - t0, time.thread_time() - c0
+    out = {}
+    for k in fns:
+        w, c = wall[k] * 1e3, cpu[k] * 1e3
+        out[k] = {"median_ms": float(np.median(w)), "p99_ms": float(np.percentile(w, 99)),
+                  "cpu_median_ms": float(np.median(c)), "cpu_p99_ms": float(np.percentile(c, 99))}
+    return out
 
 
 def _op_profile(graph: Path, emb: np.ndarray, queries: dict[int, np.ndarray], runs: int = 10) -> dict[int, dict]:
@@ -131,7 +139,7 @@ def main() -> int:
         f"- versions: torch {torch.__version__}, onnxruntime {onnxruntime.__version__}",
         f"- model: {source}; N={c.num_frames}, L={c.clip_len}, M={c.num_regions}, D={c.feature_dim}, "
         f"E={c.region_dim}, A={c.attention_dim}, hidden={c.hidden_dim}; {args.iters} timed runs after "
-        f"{args.warmup} warm-up, backends timed alternately per R",
+        f"{args.warmup} warm-up, every call (backend x R x attend/per video) timed round-robin in each iteration",
     ]
     summary = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,15 +154,17 @@ def main() -> int:
             boxes, feats = random_regions(m.num_samples, m.num_regions, m.feature_dim, rng)
             raw: dict = {name: {} for name in backends}
             embs = {name: b.embed(boxes, feats) for name, b in backends.items()}
+            calls = {}
             for name, backend in backends.items():
-                raw[name]["embed"] = _time(lambda: backend.embed(boxes, feats), args.iters, args.warmup)
+                calls[(name, "embed")] = (lambda b=backend: b.embed(boxes, feats))
             for r in sizes:
                 ids = random_queries(vocab, r, rng)
                 for name, backend in backends.items():
-                    raw[name][r] = _time(lambda: backend.attend(embs[name], ids), args.iters, args.warmup)
+                    calls[(name, r)] = (lambda b=backend, e=embs[name], q=ids: b.attend(e, q))
                     # the whole job for one video: its regions -> attention of R relations (embed once + attend)
-                    raw[name][f"video_{r}"] = _time(lambda: backend.attend(backend.embed(boxes, feats), ids),
-                                                    args.iters, args.warmup)
+                    calls[(name, f"video_{r}")] = (lambda b=backend, q=ids: b.attend(b.embed(boxes, feats), q))
+            for (name, key_), stats in _time(calls, args.iters, args.warmup).items():
+                raw[name][key_] = stats
             t_, o_ = raw["torch"], raw["onnxruntime"]
             key = "cpu_median_ms" if threads == 1 else "median_ms"
             speedup_r1 = t_[1][key] / o_[1][key] if 1 in o_ else float("nan")

@@ -215,21 +215,22 @@ FP16_OPS = ("LSTM",)  # op types that --fp16 runs in float16 (outside the FP32_O
 
 
 def to_fp16(src: Path, dst: Path, keep_float32: tuple[str, ...] = FP32_OUTPUTS,
-            float16_ops: tuple[str, ...] = FP16_OPS) -> Path:
+            float16_ops: tuple[str, ...] | None = FP16_OPS) -> Path:
     """Mixed precision like autocast: the recurrent core (the frame and clip LSTMs, the largest per-relation
     cost) in float16, everything else, and every node upstream of ``keep_float32``, in float32; float32
-    inputs/outputs. ONNX Runtime's converter does the casts, then checked.
+    inputs/outputs. ``float16_ops=None`` puts every op type in float16. ONNX Runtime's converter does the
+    casts, then checked.
 
     Measured on the synthetic test split (687 pairs, ``backend_agreement.md``): the whole graph in float16
-    moved 19 trajectories; α in float32 and the rest in float16, 4; the temporal MatMuls/Gemms and LSTMs in
-    float16, 1; the LSTMs alone, none."""
+    (session 5) moved 19 trajectories; the other variants are compared by ``benchmarks/fp16_variants.py``."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     model = onnx.load(str(src))
     del model.graph.value_info[:]  # stale float32 annotations clash with the converter's casts; re-inferred below
     blocked = _upstream_nodes(model.graph, keep_float32)
-    blocked |= {node.name for node in model.graph.node if node.op_type not in float16_ops}
+    if float16_ops is not None:
+        blocked |= {node.name for node in model.graph.node if node.op_type not in float16_ops}
     _unshare_initializers(model.graph, blocked)
     model = convert_float_to_float16(model, keep_io_types=True, node_block_list=sorted(blocked))
     model = onnx.shape_inference.infer_shapes(model)  # element types for the round-trip check
