@@ -52,9 +52,14 @@ def main() -> int:
             manifest["files"][half.name] = {"bytes": half.stat().st_size, "sha256": sha256_file(half)}
             (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
             out = Path(tmp) / f"v{i}.md"
-            subprocess.run([sys.executable, str(Path(__file__).with_name("backend_agreement.py")), "--bundle",
-                            str(folder), "--split", args.split, "--regions", args.regions, "--against", "fp16",
-                            "--out", str(out)], check=True, capture_output=True)
+            proc = subprocess.run([sys.executable, str(Path(__file__).with_name("backend_agreement.py")), "--bundle",
+                                   str(folder), "--split", args.split, "--regions", args.regions, "--against", "fp16",
+                                   "--out", str(out)], capture_output=True, text=True)
+            if not out.exists():  # (exit status 1 alone only means the metrics differ)
+                last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                rows.append(f"| {name} | grounding failed: {last[:160]} | | |")
+                print(rows[-1], flush=True)
+                continue
             text = out.read_text()
             seg = re.search(r"segments that differ: (\d+)", text).group(1)
             box = re.search(r"boxes differ \(>= 1e-3 px\): (\d+ of \d+)", text).group(1)
