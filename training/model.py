@@ -134,7 +134,11 @@ class VRGVModel(nn.Module):
         return self._embed(boxes_norm, features)
 
     def _embed(self, boxes_norm: Tensor, features: Tensor) -> Tensor:
-        return self.app_norm(F.relu(self.app(features))) + self.box_norm(F.relu(self.box(boxes_norm)))
+        # 2-D addmm so that the graph gets one Gemm per branch with its bias and ReLU fused
+        lead = features.shape[:-1]
+        app = F.relu(torch.addmm(self.app.bias, features.reshape(-1, features.shape[-1]), self.app.weight.t()))
+        box = F.relu(torch.addmm(self.box.bias, boxes_norm.reshape(-1, boxes_norm.shape[-1]), self.box.weight.t()))
+        return self.app_norm(app).reshape(*lead, -1) + self.box_norm(box).reshape(*lead, -1)  # Add writes [..., M, E]
 
     def attend(self, region_emb: Tensor, query_ids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """One video's region_emb [N,M,E] and R queries [R,5] -> α_s, α_o [R,N,M], β1 [R,N], β2 [R,H].
@@ -147,38 +151,30 @@ class VRGVModel(nn.Module):
         if c.spatial_scoring != "dot" or c.pair_geometry:
             out = self._encode(region_emb.unsqueeze(0), query_ids)
             return out["alpha_s"], out["alpha_o"], out["beta1"], out["beta2"]
-        g_s, g_p, g_o = self._words(query_ids)
         N, M, E = region_emb.shape
-        R = g_s.shape[0]
-        w_s, w_o = self.sau_region.weight.chunk(2, dim=0)
-        scale = float(c.attention_dim) ** -0.5
+        R = query_ids.shape[0]
+        q, f_rel = self._queries(query_ids)  # [R,2,E] (subject, object), [R,H]
         flat = region_emb.reshape(N * M, E)
-
-        def spatial(word: nn.Linear, g: Tensor, w: Tensor) -> Tensor:  # -> α [N,R,M]
-            scores = torch.matmul(flat, (torch.matmul(word(g), w) * scale).t())  # [N*M,R]
-            return torch.softmax(scores.reshape(N, M, R).transpose(1, 2), dim=-1)
-
-        alpha_s, alpha_o = spatial(self.sau_word_s, g_s, w_s), spatial(self.sau_word_o, g_o, w_o)
-        # Σ_m α f(B): one GEMM per frame; then every per-frame tensor is 2-D [N*R, ...] so each Linear is
-        # one Gemm with its bias (and ReLU) fused, and the W3 product accumulates without a concat
-        f_s = torch.matmul(alpha_s, region_emb).reshape(N * R, E)
-        f_o = torch.matmul(alpha_o, region_emb).reshape(N * R, E)
-        if c.message_passing:
-            f_s = f_s + F.relu(F.linear(alpha_o.reshape(N * R, M), self.w_os.weight, self.w_os.bias))
-            f_o = f_o + F.relu(F.linear(alpha_s.reshape(N * R, M), self.w_so.weight, self.w_so.bias))
-        w3 = self.node.weight.t()  # [2E,E]: W3 [f_s, f_o] + b3 = f_s W3_s^T + (f_o W3_o^T + b3)
-        node = self.node_norm(torch.addmm(torch.addmm(self.node.bias, f_o, w3[E:]), f_s, w3[:E]))  # [N*R,E]
+        # Subject and object queries interleaved, [2R,E]: row 2r is relation r's subject, 2r+1 its object. One
+        # pass over the regions then scores and pools both, and the pooled [N,R,2,E] is already W3's input
+        # [f_s, f_o] per (frame, relation).
+        scores = torch.matmul(flat, q.reshape(2 * R, E).t())  # [N*M,2R]
+        alpha = torch.softmax(scores.reshape(N, M, 2 * R).transpose(1, 2), dim=-1)  # [N,2R,M]
+        pair = torch.matmul(alpha, region_emb).reshape(N * R, 2 * E)  # Σ_m α f(B): [f_s, f_o]
+        if c.message_passing:  # f_s += ReLU(W_os α_o), f_o += ReLU(W_so α_s)
+            a_so = alpha.reshape(N * R, 2, M)
+            msg_s = F.relu(torch.addmm(self.w_os.bias, a_so[:, 1], self.w_os.weight.t()))
+            msg_o = F.relu(torch.addmm(self.w_so.bias, a_so[:, 0], self.w_so.weight.t()))
+            pair = pair + torch.cat([msg_s, msg_o], dim=-1)
+        node = self.node_norm(torch.addmm(self.node.bias, pair, self.node.weight.t()))  # W3 [f_s, f_o] + b3
         f_l1 = _lstm_time_major(self.lstm_frame, node.reshape(N, R, E))  # [N,R,H]
         if c.frame_skip:
             f_l1 = f_l1 + torch.addmm(self.frame_skip.bias, node, self.frame_skip.weight.t()).reshape(N, R, -1)
-        rel_parts = [g_s, g_p, g_o] if (c.uses_predicate and c.relation_context_predicate) else [g_s, g_o]
-        f_rel = self.context_norm(self.relation_context(torch.cat(rel_parts, dim=-1)))  # [R,H]
         Hd = f_l1.shape[-1]
         if c.clip_attention:
-            f_clip = f_l1.reshape(c.num_clips, c.clip_len, R, Hd)[:, -1].transpose(0, 1)  # [R,H_clips,Hd], small
-            beta2 = self.tau_clip(f_clip, f_rel)
-            clip_out, _ = self.lstm_clip(beta2.unsqueeze(-1) * f_clip)
-            frame_ctx = clip_out[:, -1]
+            f_clip = f_l1.reshape(c.num_clips, c.clip_len, R, Hd)[:, -1]  # [H_clips,R,Hd], time-major
+            beta2 = _temporal_attention_time_major(self.tau_clip, f_clip, f_rel)  # [R,H_clips]
+            frame_ctx = _lstm_time_major(self.lstm_clip, beta2.t().unsqueeze(-1) * f_clip)[-1]  # [R,Hd]
         else:
             frame_ctx = f_rel
             beta2 = f_rel.new_zeros(R, c.num_clips)
@@ -187,7 +183,8 @@ class VRGVModel(nn.Module):
         else:
             beta1 = f_rel.new_ones(R, N) / float(N)
             beta2 = f_rel.new_ones(R, c.num_clips) / float(c.num_clips)
-        return alpha_s.transpose(0, 1), alpha_o.transpose(0, 1), beta1, beta2
+        alpha_so = alpha.reshape(N, R, 2, M).permute(2, 1, 0, 3)  # [2,R,N,M]
+        return alpha_so[0], alpha_so[1], beta1, beta2
 
     # ------------------------------------------------------------------------------------------
     # training
@@ -316,6 +313,38 @@ class VRGVModel(nn.Module):
             vec = vec / vec.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         return vec
 
+    def _queries(self, query_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """``attend``'s relation side from per-token tables: the spatial queries [R,2,E] (subject, object; scaled
+        by 1/sqrt(A)) and the relation context f_R [R,H].
+
+        Everything that depends on one token only is a [vocab, ...] table computed from the weights (ONNX
+        Runtime folds it into an initializer), so a query costs a few Gathers. The predicate's mean moves
+        inside W_word (linear) and ahead of the ReLU, as in ``_words``; only rounding differs."""
+        c = self.config
+        E = c.region_dim
+        table = self.word_table.weight
+        if c.word_norm:
+            table = table / table.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        w_word = F.linear(table, self.word.weight)  # [V,E] W_word v(w); the padding row stays 0
+        g_tok = F.relu(w_word + self.word.bias)  # g(w) [V,E]
+        w_s, w_o = self.sau_region.weight.chunk(2, dim=0)
+        scale = float(c.attention_dim) ** -0.5
+        w_ctx = self.relation_context.weight  # [H, 2E or 3E]: [subject, (predicate,) object] columns
+        # subject rows then object rows of each table; ids + [0, V] index them with one Gather
+        q_tab = torch.cat([self.sau_word_s(g_tok) @ w_s, self.sau_word_o(g_tok) @ w_o]) * scale  # [2V,E]
+        ctx_tab = torch.cat([g_tok @ w_ctx[:, :E].t(), g_tok @ w_ctx[:, -E:].t()])  # [2V,H]
+        cols = torch.tensor([0, QUERY_LEN - 1], device=query_ids.device)
+        so_ids = query_ids.index_select(1, cols) + cols.new_tensor([0, c.vocab_size])  # [R,2]
+        q = F.embedding(so_ids, q_tab)  # [R,2,E]
+        f_rel = F.embedding(so_ids, ctx_tab).sum(1)  # [R,H]
+        if c.uses_predicate and c.relation_context_predicate:
+            pred_ids = query_ids[:, 1:QUERY_LEN - 1]
+            is_word = (torch.arange(c.vocab_size, device=table.device) != 0).to(table.dtype).unsqueeze(-1)  # [V,1]
+            count = F.embedding(pred_ids, is_word).sum(1).clamp(min=1.0)  # [R,1] non-pad predicate words
+            g_p = F.relu(F.embedding(pred_ids, w_word).sum(1) / count + self.word.bias)  # [R,E]
+            f_rel = f_rel + F.linear(g_p, w_ctx[:, E:2 * E])
+        return q, self.context_norm(f_rel + self.relation_context.bias)
+
     def _words(self, query_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """g(S), g(P), g(O) [R,E]; the predicate vector is the mean of its non-pad word vectors."""
         vec = self._word_vectors(query_ids)  # [R,5,W]
@@ -415,11 +444,12 @@ def _lstm_time_major(lstm: nn.LSTM, x: Tensor) -> Tensor:
 
 
 def _temporal_attention_time_major(tau: nn.Module, x: Tensor, ctx: Tensor) -> Tensor:
-    """``tau(x, ctx)`` for time-major x [T,R,in]: -> softmax weights [R,T]."""
+    """``tau(x, ctx)`` for time-major x [T,R,in]: -> softmax weights [R,T]. Only the [T,R] scores are transposed."""
     if isinstance(tau, DotAttention):
         scores = (tau.inp(x) * tau.ctx(ctx)).sum(-1) * tau.scale  # [T,R]
-        return torch.softmax(scores.t(), dim=-1)
-    return tau(x.transpose(0, 1), ctx)
+    else:
+        scores = tau.out(torch.tanh(tau.inp(x) + tau.ctx(ctx))).squeeze(-1)  # [T,R]
+    return torch.softmax(scores.t(), dim=-1)
 
 
 def _twice(video_index: Tensor | None) -> Tensor | None:
