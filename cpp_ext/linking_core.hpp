@@ -14,8 +14,10 @@
 // multi-versioning); FMA contraction stays off so every clone rounds exactly like NumPy.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define VRGV_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("fp-contract=off")))
+#define VRGV_EXACT __attribute__((optimize("fp-contract=off"), always_inline))
 #else
 #define VRGV_CLONES
+#define VRGV_EXACT
 #endif
 
 namespace vrgv {
@@ -64,8 +66,8 @@ inline std::vector<int64_t> keep_distinct(const int64_t* seg, int64_t len, const
 
 // Scratch buffers reused across segments of one call.
 struct Scratch {
-    std::vector<double> prev_s, prev_o, cur_s, cur_o, bx1, by1, bx2, by2, barea, as_b, ao_b;
-    std::vector<int64_t> back_s, back_o, rows;
+    std::vector<double> prev_s, prev_o, cur_s, cur_o, bx1, by1, bx2p, by2p, barea, u_s, u_o, lams, col;
+    std::vector<int64_t> rows;
 };
 
 
@@ -75,64 +77,71 @@ inline double vmin(double a, double b) { return a < b ? a : b; }
 
 constexpr int64_t kLanes = 8;  // q boxes handled together; arrays over q are padded to a multiple of this
 
-// One Viterbi step for a block of kLanes boxes q of frame b against each live box p (rows) of frame a, for subject and
-// object at once. Branch-free so the compiler vectorises the lane loops; the block's running maxima stay in
-// registers across p. Strict '>' with p ascending keeps the lowest p on ties.
-VRGV_CLONES inline void step_block(const int64_t* __restrict rows, int64_t n_rows, const double* __restrict pa, const double* __restrict parea,
-                                   const double* __restrict pas, const double* __restrict pao,
-                                   const double* __restrict prev_s, const double* __restrict prev_o, double lam,
+// lam * IoU(p, q) with the inclusive-pixel convention; x2p = x2 + 1 and y2p = y2 + 1 are precomputed per box.
+// The formula of reference.pairwise_iou (times lam) in the same operation order, so all backends agree exactly
+// and the forward pass and backtracking agree bit for bit.
+// `zero` is 0.0 passed at run time: with a literal 0.0 GCC emits compare + masked move instead of one vmaxpd.
+VRGV_EXACT inline double link_term(double px1, double py1, double px2p, double py2p, double parea, double qx1,
+                                   double qy1, double qx2p, double qy2p, double qarea, double lam, double zero) {
+    const double iw = vmax(vmin(px2p, qx2p) - vmax(px1, qx1), zero);
+    const double ih = vmax(vmin(py2p, qy2p) - vmax(py1, qy1), zero);
+    const double inter = iw * ih;
+    return lam * (inter / ((parea + qarea) - inter));
+}
+
+// Forward Viterbi step for kBlock boxes q of frame b: best[q] = max over live p of U[p] + lam IoU(p, q), for
+// subject and object at once. Only the maxima are kept (the argmax is recovered for the one q the path visits,
+// in backtrack_step), so the lane loop is 17 vector operations per 8 pairs, and the running maxima stay in
+// registers across p.
+template <int64_t kBlock>
+VRGV_CLONES inline void step_block(const int64_t* __restrict rows, int64_t n_rows, const double* __restrict ax1,
+                                   const double* __restrict ay1, const double* __restrict ax2p,
+                                   const double* __restrict ay2p, const double* __restrict aarea,
+                                   const double* __restrict us, const double* __restrict uo, double lam,
                                    const double* __restrict bx1, const double* __restrict by1,
-                                   const double* __restrict bx2, const double* __restrict by2,
-                                   const double* __restrict barea, const double* __restrict asb,
-                                   const double* __restrict aob, double* __restrict cur_s, double* __restrict cur_o,
-                                   int64_t* __restrict back_s, int64_t* __restrict back_o) {
-    double cs_[kLanes], co_[kLanes];
-    int64_t bs_[kLanes], bo_[kLanes];
-    for (int64_t j = 0; j < kLanes; ++j) {
+                                   const double* __restrict bx2p, const double* __restrict by2p,
+                                   const double* __restrict barea, double* __restrict cur_s,
+                                   double* __restrict cur_o, double zero) {
+    double cs_[kBlock], co_[kBlock];
+    for (int64_t j = 0; j < kBlock; ++j) {
         cs_[j] = -std::numeric_limits<double>::infinity();
         co_[j] = cs_[j];
-        bs_[j] = 0;
-        bo_[j] = 0;
     }
     for (int64_t r = 0; r < n_rows; ++r) {
         const int64_t p = rows[r];
-        const double px1 = pa[4 * p], py1 = pa[4 * p + 1], px2 = pa[4 * p + 2], py2 = pa[4 * p + 3];
-        const double ar = parea[p], asp = pas[p], aop = pao[p], psp = prev_s[p], pop = prev_o[p];
-        for (int64_t j = 0; j < kLanes; ++j) {
-            const double ix1 = vmax(px1, bx1[j]);
-            const double iy1 = vmax(py1, by1[j]);
-            const double ix2 = vmin(px2, bx2[j]);
-            const double iy2 = vmin(py2, by2[j]);
-            const double iw = vmax(ix2 - ix1 + 1.0, 0.0);
-            const double ih = vmax(iy2 - iy1 + 1.0, 0.0);
-            const double inter = iw * ih;
-            const double li = lam * (inter / ((ar + barea[j]) - inter));
-            const double cs = psp + ((asp + asb[j]) + li);
-            const double co = pop + ((aop + aob[j]) + li);
-            const int64_t ms = -static_cast<int64_t>(cs > cs_[j]);
-            const int64_t mo = -static_cast<int64_t>(co > co_[j]);
-            bs_[j] = (bs_[j] & ~ms) | (p & ms);
-            bo_[j] = (bo_[j] & ~mo) | (p & mo);
-            cs_[j] = vmax(cs, cs_[j]);
-            co_[j] = vmax(co, co_[j]);
+        const double px1 = ax1[p], py1 = ay1[p], px2p = ax2p[p], py2p = ay2p[p], ar = aarea[p], usp = us[p],
+                     uop = uo[p];
+        for (int64_t j = 0; j < kBlock; ++j) {
+            const double li =
+                link_term(px1, py1, px2p, py2p, ar, bx1[j], by1[j], bx2p[j], by2p[j], barea[j], lam, zero);
+            cs_[j] = vmax(usp + li, cs_[j]);
+            co_[j] = vmax(uop + li, co_[j]);
         }
     }
-    for (int64_t j = 0; j < kLanes; ++j) {
+    for (int64_t j = 0; j < kBlock; ++j) {
         cur_s[j] = cs_[j];
         cur_o[j] = co_[j];
-        back_s[j] = bs_[j];
-        back_o[j] = bo_[j];
     }
+}
+
+// Candidate scores c[p] = U[p] + lam IoU(p, q) of every box p of frame a for one box q of frame b.
+VRGV_CLONES inline void column_scores(int64_t m, const double* __restrict ax1, const double* __restrict ay1,
+                                      const double* __restrict ax2p, const double* __restrict ay2p,
+                                      const double* __restrict aarea, const double* __restrict u, double qx1,
+                                      double qy1, double qx2p, double qy2p, double qarea, double lam,
+                                      double* __restrict c, double zero) {
+    for (int64_t p = 0; p < m; ++p)
+        c[p] = u[p] + link_term(ax1[p], ay1[p], ax2p[p], ay2p[p], aarea[p], qx1, qy1, qx2p, qy2p, qarea, lam, zero);
 }
 
 // reference.live_rows: boxes p of frame a that may still be the best predecessor of some q. With
 // U[p] = prev[p] + alpha_a[p], a p more than |lam| (+ eps) below max U loses to argmax U for every q, strictly.
-inline int64_t live_rows(int64_t m, const double* prev_s, const double* prev_o, const double* sa, const double* oa,
-                         const double* sb, const double* ob, double lam, int64_t* rows) {
+inline int64_t live_rows(int64_t m, const double* us, const double* uo, const double* sb, const double* ob,
+                         double lam, int64_t* rows) {
     double top_s = -std::numeric_limits<double>::infinity(), top_o = top_s, big_s = 0.0, big_o = 0.0;
     for (int64_t p = 0; p < m; ++p) {
-        top_s = std::max(top_s, prev_s[p] + sa[p]);
-        top_o = std::max(top_o, prev_o[p] + oa[p]);
+        top_s = std::max(top_s, us[p]);
+        top_o = std::max(top_o, uo[p]);
         big_s = std::max(big_s, std::fabs(sb[p]));
         big_o = std::max(big_o, std::fabs(ob[p]));
     }
@@ -141,15 +150,45 @@ inline int64_t live_rows(int64_t m, const double* prev_s, const double* prev_o, 
     const double thr_o = top_o - al - 1e-9 * (1.0 + std::fabs(top_o) + al + big_o);
     int64_t n = 0;
     for (int64_t p = 0; p < m; ++p)
-        if (prev_s[p] + sa[p] >= thr_s || prev_o[p] + oa[p] >= thr_o) rows[n++] = p;
+        if (us[p] >= thr_s || uo[p] >= thr_o) rows[n++] = p;
     return n;
 }
 
-// Steps 4-5 for subject and object over kept indices (K >= 2). Loop p outer, q inner with strict '>'
-// keeps the lowest previous box on ties; the final argmax keeps the lowest box.
-inline void viterbi_pair(const LinkInput& in, const double* areas, const std::vector<int64_t>& kept,
-                         Scratch& w, std::vector<int64_t>& path_s, double& score_s,
-                         std::vector<int64_t>& path_o, double& score_o) {
+// Per-box geometry of all frames, computed once per call: x1, y1, x2 + 1, y2 + 1 and the inclusive area.
+struct Geometry {
+    std::vector<double> x1, y1, x2p, y2p, area;
+    double zero = 0.0;  // link_term's floor, a run-time value (see there)
+    Geometry(const double* boxes, int64_t count) : x1(count), y1(count), x2p(count), y2p(count), area(count) {
+        for (int64_t i = 0; i < count; ++i) {
+            const double* bx = boxes + 4 * i;
+            x1[i] = bx[0];
+            y1[i] = bx[1];
+            x2p[i] = bx[2] + 1.0;
+            y2p[i] = bx[3] + 1.0;
+            area[i] = (bx[2] - bx[0] + 1.0) * (bx[3] - bx[1] + 1.0);
+        }
+    }
+};
+
+// The predecessor of box q at one step: the lowest p maximising U[p] + lam IoU(p, q), recomputed with the forward
+// pass's operations for the single q the path visits. Boxes that live_rows skipped are strictly worse than the
+// best, so scanning every p gives the same argmax as scanning the live ones.
+inline int64_t backtrack_step(const Geometry& g, int64_t a_off, int64_t bq, int64_t m, const double* u, double lam,
+                              double* c) {
+    column_scores(m, g.x1.data() + a_off, g.y1.data() + a_off, g.x2p.data() + a_off, g.y2p.data() + a_off,
+                  g.area.data() + a_off, u, g.x1[bq], g.y1[bq], g.x2p[bq], g.y2p[bq], g.area[bq], lam, c, g.zero);
+    int64_t best = 0;
+    for (int64_t p = 1; p < m; ++p)
+        if (c[p] > c[best]) best = p;
+    return best;
+}
+
+// Steps 4-5 for subject and object over kept indices (K >= 2). prev[q] is the best path score ending in q;
+// a step takes U[p] = prev[p] + alpha_a[p], best[q] = max_p U[p] + lam IoU(p, q) (lowest p on ties), and
+// prev[q] = best[q] + alpha_b[q]. The final argmax keeps the lowest box.
+inline void viterbi_pair(const LinkInput& in, const Geometry& g, const std::vector<int64_t>& kept, Scratch& w,
+                         std::vector<int64_t>& path_s, double& score_s, std::vector<int64_t>& path_o,
+                         double& score_o) {
     const int64_t m = in.m;
     const size_t k_len = kept.size();
     const int64_t mp = (m + kLanes - 1) / kLanes * kLanes;  // padded; lanes q >= m are computed, never read
@@ -157,36 +196,47 @@ inline void viterbi_pair(const LinkInput& in, const double* areas, const std::ve
     w.prev_o.assign(m, 0.0);
     w.cur_s.assign(mp, 0.0);
     w.cur_o.assign(mp, 0.0);
-    for (auto* v : {&w.bx1, &w.by1, &w.bx2, &w.by2, &w.as_b, &w.ao_b}) v->assign(mp, 0.0);
+    for (auto* v : {&w.bx1, &w.by1, &w.bx2p, &w.by2p}) v->assign(mp, 0.0);
     w.barea.assign(mp, 1.0);
+    w.u_s.resize((k_len - 1) * m);
+    w.u_o.resize((k_len - 1) * m);
     w.rows.resize(m);
-    w.back_s.resize((k_len - 1) * mp);
-    w.back_o.resize((k_len - 1) * mp);
-    double* cs_ = w.cur_s.data();
-    double* co_ = w.cur_o.data();
-    double* bx1 = w.bx1.data(); double* by1 = w.by1.data(); double* bx2 = w.bx2.data(); double* by2 = w.by2.data();
-    double* barea = w.barea.data(); double* as_b = w.as_b.data(); double* ao_b = w.ao_b.data();
+    w.lams.resize(k_len - 1);
+    w.col.resize(m);
     for (size_t t = 1; t < k_len; ++t) {
         const int64_t a = kept[t - 1], b = kept[t];
         const double lam = in.iou_weight / static_cast<double>(in.frame_ids[b] - in.frame_ids[a]);
-        const double* boxb = in.boxes + b * m * 4;
-        for (int64_t q = 0; q < m; ++q) {
-            bx1[q] = boxb[4 * q]; by1[q] = boxb[4 * q + 1]; bx2[q] = boxb[4 * q + 2]; by2[q] = boxb[4 * q + 3];
-            barea[q] = areas[b * m + q];
-            as_b[q] = in.alpha_s[b * m + q];
-            ao_b[q] = in.alpha_o[b * m + q];
+        std::copy(g.x1.begin() + b * m, g.x1.begin() + (b + 1) * m, w.bx1.begin());
+        std::copy(g.y1.begin() + b * m, g.y1.begin() + (b + 1) * m, w.by1.begin());
+        std::copy(g.x2p.begin() + b * m, g.x2p.begin() + (b + 1) * m, w.bx2p.begin());
+        std::copy(g.y2p.begin() + b * m, g.y2p.begin() + (b + 1) * m, w.by2p.begin());
+        std::copy(g.area.begin() + b * m, g.area.begin() + (b + 1) * m, w.barea.begin());
+        double* us = w.u_s.data() + (t - 1) * m;
+        double* uo = w.u_o.data() + (t - 1) * m;
+        const double* sa = in.alpha_s + a * m;
+        const double* oa = in.alpha_o + a * m;
+        for (int64_t p = 0; p < m; ++p) {
+            us[p] = w.prev_s[p] + sa[p];
+            uo[p] = w.prev_o[p] + oa[p];
         }
-        int64_t* bs = w.back_s.data() + (t - 1) * mp;
-        int64_t* bo = w.back_o.data() + (t - 1) * mp;
-        const int64_t n_live = live_rows(m, w.prev_s.data(), w.prev_o.data(), in.alpha_s + a * m,
-                                         in.alpha_o + a * m, in.alpha_s + b * m, in.alpha_o + b * m, lam,
-                                         w.rows.data());
-        for (int64_t q0 = 0; q0 < mp; q0 += kLanes)
-            step_block(w.rows.data(), n_live, in.boxes + a * m * 4, areas + a * m, in.alpha_s + a * m, in.alpha_o + a * m,
-                       w.prev_s.data(), w.prev_o.data(), lam, bx1 + q0, by1 + q0, bx2 + q0, by2 + q0, barea + q0,
-                       as_b + q0, ao_b + q0, cs_ + q0, co_ + q0, bs + q0, bo + q0);
-        std::copy(w.cur_s.begin(), w.cur_s.begin() + m, w.prev_s.begin());
-        std::copy(w.cur_o.begin(), w.cur_o.begin() + m, w.prev_o.begin());
+        int64_t* rows = w.rows.data();
+        const int64_t n_live = live_rows(m, us, uo, in.alpha_s + b * m, in.alpha_o + b * m, lam, rows);
+        w.lams[t - 1] = lam;
+        const int64_t ao = a * m;
+        for (int64_t q0 = 0; q0 < mp;) {  // two lane blocks per pass while two remain, then one
+            const bool pair = q0 + 2 * kLanes <= mp;
+            (pair ? step_block<2 * kLanes> : step_block<kLanes>)(
+                rows, n_live, g.x1.data() + ao, g.y1.data() + ao, g.x2p.data() + ao, g.y2p.data() + ao,
+                g.area.data() + ao, us, uo, lam, w.bx1.data() + q0, w.by1.data() + q0, w.bx2p.data() + q0,
+                w.by2p.data() + q0, w.barea.data() + q0, w.cur_s.data() + q0, w.cur_o.data() + q0, g.zero);
+            q0 += pair ? 2 * kLanes : kLanes;
+        }
+        const double* sb = in.alpha_s + b * m;
+        const double* ob = in.alpha_o + b * m;
+        for (int64_t q = 0; q < m; ++q) {
+            w.prev_s[q] = w.cur_s[q] + sb[q];
+            w.prev_o[q] = w.cur_o[q] + ob[q];
+        }
     }
     path_s.assign(k_len, 0);
     path_o.assign(k_len, 0);
@@ -198,12 +248,14 @@ inline void viterbi_pair(const LinkInput& in, const double* areas, const std::ve
     };
     path_s[k_len - 1] = first_max(w.prev_s);
     path_o[k_len - 1] = first_max(w.prev_o);
-    for (size_t t = k_len - 1; t > 0; --t) {
-        path_s[t - 1] = w.back_s[(t - 1) * mp + path_s[t]];
-        path_o[t - 1] = w.back_o[(t - 1) * mp + path_o[t]];
-    }
     score_s = w.prev_s[path_s[k_len - 1]] / static_cast<double>(k_len - 1);
     score_o = w.prev_o[path_o[k_len - 1]] / static_cast<double>(k_len - 1);
+    for (size_t t = k_len - 1; t > 0; --t) {
+        const int64_t a_off = kept[t - 1] * m, b_off = kept[t] * m;
+        const double lam = w.lams[t - 1];
+        path_s[t - 1] = backtrack_step(g, a_off, b_off + path_s[t], m, w.u_s.data() + (t - 1) * m, lam, w.col.data());
+        path_o[t - 1] = backtrack_step(g, a_off, b_off + path_o[t], m, w.u_o.data() + (t - 1) * m, lam, w.col.data());
+    }
 }
 
 // Step 7 (eq. 14): one box per real frame between the first and last kept frame.
@@ -248,11 +300,7 @@ inline LinkOutput link_one(const LinkInput& in) {
     using namespace detail;
     LinkOutput out;
     const int64_t n = in.n, m = in.m;
-    std::vector<double> areas(static_cast<size_t>(n * m));
-    for (int64_t i = 0; i < n * m; ++i) {
-        const double* bx = in.boxes + 4 * i;
-        areas[i] = (bx[2] - bx[0] + 1.0) * (bx[3] - bx[1] + 1.0);
-    }
+    const Geometry geo(in.boxes, n * m);
     const double ten_r = 10.0 * (static_cast<double>(n) / static_cast<double>(in.num_frames));
     const double max_gap = std::max(1.0, ten_r);
     const int64_t min_len = std::max<int64_t>(1, static_cast<int64_t>(ten_r));
@@ -266,7 +314,7 @@ inline LinkOutput link_one(const LinkInput& in) {
         if (len <= min_len) continue;
         std::vector<int64_t> kept = keep_distinct(cand.data() + starts[g], len, in.frame_ids);
         if (kept.size() < 2) continue;
-        viterbi_pair(in, areas.data(), kept, w, sp, ss, op, os);
+        viterbi_pair(in, geo, kept, w, sp, ss, op, os);
         const double score = (ss + os) / 2.0;
         if (!found || score > best) {
             found = true;
@@ -295,7 +343,7 @@ inline LinkOutput link_one(const LinkInput& in) {
             }
         }
         if (out.kept.size() >= 2) {
-            viterbi_pair(in, areas.data(), out.kept, w, out.sub_path, out.sub_score, out.obj_path, out.obj_score);
+            viterbi_pair(in, geo, out.kept, w, out.sub_path, out.sub_score, out.obj_path, out.obj_score);
         } else {
             const int64_t i = out.kept[0];
             out.sub_path = {first_argmax(in.alpha_s + i * m, m)};

@@ -179,11 +179,10 @@ def full_search_viterbi(boxes, alpha, kept, fids, iou_weight):
     for t in range(1, len(kept)):
         a, b = kept[t - 1], kept[t]
         lam = iou_weight / float(fids[b] - fids[a])
-        cand = prev[:, None] + ((alpha[a][:, None] + alpha[b][None, :]) + lam * ref.pairwise_iou(
-            boxes[a], boxes[b], areas[a], areas[b]))
+        cand = (prev + alpha[a])[:, None] + lam * ref.pairwise_iou(boxes[a], boxes[b], areas[a], areas[b])
         best = np.argmax(cand, axis=0)
         backs.append(best)
-        prev = cand[best, np.arange(m)]
+        prev = cand[best, np.arange(m)] + alpha[b]
     path = [int(np.argmax(prev))]
     for best in reversed(backs):
         path.append(int(best[path[-1]]))

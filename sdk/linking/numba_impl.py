@@ -46,69 +46,71 @@ def _keep_distinct(seg, frame_ids):  # pragma: no cover - compiled
     return kept[:k]
 
 
-@njit(cache=True, error_model="numpy")
-def _step(rows, pa, parea, pas, pao, prev_s, prev_o, lam, bq, cur_s, cur_o, back_s, back_o):  # pragma: no cover
-    """One Viterbi step for subject and object: each live box p (``rows``) of frame a against every box q of b.
+@njit(cache=True, error_model="numpy", inline="always")
+def _link_term(px1, py1, px2p, py2p, parea, qx1, qy1, qx2p, qy2p, qarea, lam):  # pragma: no cover - compiled
+    """lam * IoU(p, q), inclusive-pixel, with x2 + 1 and y2 + 1 precomputed per box (``reference.pairwise_iou``)."""
+    ix1 = px1 if px1 > qx1 else qx1
+    iy1 = py1 if py1 > qy1 else qy1
+    iw = (px2p if px2p < qx2p else qx2p) - ix1
+    iw = iw if iw > 0.0 else 0.0
+    ih = (py2p if py2p < qy2p else qy2p) - iy1
+    ih = ih if ih > 0.0 else 0.0
+    inter = iw * ih
+    return lam * (inter / ((parea + qarea) - inter))
 
-    ``bq`` rows hold frame b's x1, y1, x2, y2, area, alpha_s, alpha_o per box (contiguous per row). The q
-    loop is branch-free (selects) so LLVM vectorises it; p ascending with strict '>' keeps the lowest p.
+
+@njit(cache=True, error_model="numpy")
+def _step(rows, ga, us, uo, lam, gb, best_s, best_o):  # pragma: no cover - compiled
+    """Forward step for subject and object: best[q] = max over live p (``rows``) of U[p] + lam IoU(p, q).
+
+    ``ga``/``gb`` hold frame a's/b's x1, y1, x2 + 1, y2 + 1 and area per box (one row each). Only maxima are
+    kept (``_backtrack_step`` recovers the argmax for the q the path visits), so the q loop is branch-free.
     """
-    mq = bq.shape[1]
-    bx1 = bq[0]
-    by1 = bq[1]
-    bx2 = bq[2]
-    by2 = bq[3]
-    barea = bq[4]
-    asb = bq[5]
-    aob = bq[6]
+    mq = gb.shape[1]
     for q in range(mq):
-        cur_s[q] = -np.inf
-        cur_o[q] = -np.inf
-        back_s[q] = 0
-        back_o[q] = 0
+        best_s[q] = -np.inf
+        best_o[q] = -np.inf
     for r in range(rows.shape[0]):
         p = rows[r]
-        px1 = pa[p, 0]
-        py1 = pa[p, 1]
-        px2 = pa[p, 2]
-        py2 = pa[p, 3]
-        ar = parea[p]
-        asp = pas[p]
-        aop = pao[p]
-        psp = prev_s[p]
-        pop = prev_o[p]
+        px1 = ga[0, p]
+        py1 = ga[1, p]
+        px2p = ga[2, p]
+        py2p = ga[3, p]
+        ar = ga[4, p]
+        usp = us[p]
+        uop = uo[p]
         for q in range(mq):
-            ix1 = px1 if px1 > bx1[q] else bx1[q]
-            iy1 = py1 if py1 > by1[q] else by1[q]
-            ix2 = px2 if px2 < bx2[q] else bx2[q]
-            iy2 = py2 if py2 < by2[q] else by2[q]
-            iw = ix2 - ix1 + 1.0
-            iw = iw if iw > 0.0 else 0.0
-            ih = iy2 - iy1 + 1.0
-            ih = ih if ih > 0.0 else 0.0
-            inter = iw * ih
-            li = lam * (inter / ((ar + barea[q]) - inter))
-            cs = psp + ((asp + asb[q]) + li)
-            co = pop + ((aop + aob[q]) + li)
-            old_s = cur_s[q]
-            old_o = cur_o[q]
-            up_s = cs > old_s
-            up_o = co > old_o
-            back_s[q] = p if up_s else back_s[q]
-            back_o[q] = p if up_o else back_o[q]
-            cur_s[q] = cs if up_s else old_s
-            cur_o[q] = co if up_o else old_o
+            li = _link_term(px1, py1, px2p, py2p, ar, gb[0, q], gb[1, q], gb[2, q], gb[3, q], gb[4, q], lam)
+            cs = usp + li
+            co = uop + li
+            best_s[q] = cs if cs > best_s[q] else best_s[q]
+            best_o[q] = co if co > best_o[q] else best_o[q]
 
 
 @njit(cache=True, error_model="numpy")
-def _live_rows(prev_s, prev_o, sa, oa, sb, ob, lam, rows):  # pragma: no cover - compiled
-    """``reference.live_rows``: boxes p that may still win some q; fills ``rows``, returns how many."""
-    m = prev_s.shape[0]
+def _backtrack_step(ga, gb, q, u, lam):  # pragma: no cover - compiled
+    """The lowest p maximising U[p] + lam IoU(p, q): the forward step's argmax for one q. Boxes that
+    ``_live_rows`` skipped are strictly worse, so scanning every p gives the same answer."""
+    best_p = 0
+    best = -np.inf
+    for p in range(ga.shape[1]):
+        c = u[p] + _link_term(ga[0, p], ga[1, p], ga[2, p], ga[3, p], ga[4, p],
+                              gb[0, q], gb[1, q], gb[2, q], gb[3, q], gb[4, q], lam)
+        if c > best:
+            best = c
+            best_p = p
+    return best_p
+
+
+@njit(cache=True, error_model="numpy")
+def _live_rows(us, uo, sb, ob, lam, rows):  # pragma: no cover - compiled
+    """``reference.live_rows`` on U = prev + alpha_a: boxes p that may still win some q; fills ``rows``."""
+    m = us.shape[0]
     top_s = -np.inf
     top_o = -np.inf
     for p in range(m):
-        top_s = max(top_s, prev_s[p] + sa[p])
-        top_o = max(top_o, prev_o[p] + oa[p])
+        top_s = max(top_s, us[p])
+        top_o = max(top_o, uo[p])
     big_s = 0.0
     big_o = 0.0
     for q in range(m):
@@ -118,47 +120,48 @@ def _live_rows(prev_s, prev_o, sa, oa, sb, ob, lam, rows):  # pragma: no cover -
     thr_o = top_o - abs(lam) - 1e-9 * (1.0 + abs(top_o) + abs(lam) + big_o)
     n = 0
     for p in range(m):
-        if prev_s[p] + sa[p] >= thr_s or prev_o[p] + oa[p] >= thr_o:
+        if us[p] >= thr_s or uo[p] >= thr_o:
             rows[n] = p
             n += 1
     return n
 
 
 @njit(cache=True, error_model="numpy")
-def _viterbi_pair(boxes, areas, alpha_s, alpha_o, kept, frame_ids, iou_weight):  # pragma: no cover - compiled
-    """Steps 4-5 for subject and object over kept indices (K >= 2); same arithmetic as the reference."""
+def _viterbi_pair(geo, alpha_s, alpha_o, kept, frame_ids, iou_weight):  # pragma: no cover - compiled
+    """Steps 4-5 for subject and object over kept indices (K >= 2); same arithmetic as the reference.
+    ``geo`` [N,5,M]: x1, y1, x2 + 1, y2 + 1 and area of every box."""
     k_len = kept.shape[0]
-    m = boxes.shape[1]
+    m = geo.shape[2]
     prev_s = np.zeros(m)
     prev_o = np.zeros(m)
-    cur_s = np.empty(m)
-    cur_o = np.empty(m)
-    bq = np.empty((7, m))
+    best_s = np.empty(m)
+    best_o = np.empty(m)
     rows = np.empty(m, np.int64)
-    back_s = np.empty((k_len - 1, m), np.int64)
-    back_o = np.empty((k_len - 1, m), np.int64)
+    u_s = np.empty((k_len - 1, m))
+    u_o = np.empty((k_len - 1, m))
+    lams = np.empty(k_len - 1)
     for t in range(1, k_len):
         a = kept[t - 1]
         b = kept[t]
         lam = iou_weight / float(frame_ids[b] - frame_ids[a])
+        lams[t - 1] = lam
+        for p in range(m):
+            u_s[t - 1, p] = prev_s[p] + alpha_s[a, p]
+            u_o[t - 1, p] = prev_o[p] + alpha_o[a, p]
+        n_live = _live_rows(u_s[t - 1], u_o[t - 1], alpha_s[b], alpha_o[b], lam, rows)
+        _step(rows[:n_live], geo[a], u_s[t - 1], u_o[t - 1], lam, geo[b], best_s, best_o)
         for q in range(m):
-            for c in range(4):
-                bq[c, q] = boxes[b, q, c]
-            bq[4, q] = areas[b, q]
-            bq[5, q] = alpha_s[b, q]
-            bq[6, q] = alpha_o[b, q]
-        n_live = _live_rows(prev_s, prev_o, alpha_s[a], alpha_o[a], alpha_s[b], alpha_o[b], lam, rows)
-        _step(rows[:n_live], boxes[a], areas[a], alpha_s[a], alpha_o[a], prev_s, prev_o, lam, bq, cur_s, cur_o,
-              back_s[t - 1], back_o[t - 1])
-        prev_s[:] = cur_s
-        prev_o[:] = cur_o
+            prev_s[q] = best_s[q] + alpha_s[b, q]
+            prev_o[q] = best_o[q] + alpha_o[b, q]
     path_s = np.empty(k_len, np.int64)
     path_o = np.empty(k_len, np.int64)
     path_s[k_len - 1] = np.argmax(prev_s)
     path_o[k_len - 1] = np.argmax(prev_o)
     for t in range(k_len - 1, 0, -1):
-        path_s[t - 1] = back_s[t - 1, path_s[t]]
-        path_o[t - 1] = back_o[t - 1, path_o[t]]
+        ga = geo[kept[t - 1]]
+        gb = geo[kept[t]]
+        path_s[t - 1] = _backtrack_step(ga, gb, path_s[t], u_s[t - 1], lams[t - 1])
+        path_o[t - 1] = _backtrack_step(ga, gb, path_o[t], u_o[t - 1], lams[t - 1])
     return path_s, prev_s[path_s[k_len - 1]] / (k_len - 1), path_o, prev_o[path_o[k_len - 1]] / (k_len - 1)
 
 
@@ -193,10 +196,14 @@ def _link_kernel(boxes, alpha_s, alpha_o, beta, frame_ids, num_frames, sigma, io
     """Steps 1-8; status 0 = nothing (strict), 1 = found, 2 = fallback."""
     n = boxes.shape[0]
     m = boxes.shape[1]
-    areas = np.empty((n, m))
+    geo = np.empty((n, 5, m))  # per box: x1, y1, x2 + 1, y2 + 1, inclusive area
     for i in range(n):
         for j in range(m):
-            areas[i, j] = (boxes[i, j, 2] - boxes[i, j, 0] + 1.0) * (boxes[i, j, 3] - boxes[i, j, 1] + 1.0)
+            geo[i, 0, j] = boxes[i, j, 0]
+            geo[i, 1, j] = boxes[i, j, 1]
+            geo[i, 2, j] = boxes[i, j, 2] + 1.0
+            geo[i, 3, j] = boxes[i, j, 3] + 1.0
+            geo[i, 4, j] = (boxes[i, j, 2] - boxes[i, j, 0] + 1.0) * (boxes[i, j, 3] - boxes[i, j, 1] + 1.0)
     ten_r = 10.0 * (n / num_frames)
     max_gap = max(1.0, ten_r)
     min_len = max(1, int(ten_r))
@@ -215,7 +222,7 @@ def _link_kernel(boxes, alpha_s, alpha_o, beta, frame_ids, num_frames, sigma, io
         kept = _keep_distinct(seg, frame_ids)
         if kept.shape[0] < 2:
             continue
-        sp, ss, op, os_ = _viterbi_pair(boxes, areas, alpha_s, alpha_o, kept, frame_ids, iou_weight)
+        sp, ss, op, os_ = _viterbi_pair(geo, alpha_s, alpha_o, kept, frame_ids, iou_weight)
         score = (ss + os_) / 2.0
         if not found or score > best:
             found = True
@@ -237,7 +244,7 @@ def _link_kernel(boxes, alpha_s, alpha_o, beta, frame_ids, num_frames, sigma, io
         best_kept = _keep_distinct(seg, frame_ids)
         if best_kept.shape[0] >= 2:
             best_sp, best_ss, best_op, best_os = _viterbi_pair(
-                boxes, areas, alpha_s, alpha_o, best_kept, frame_ids, iou_weight)
+                geo, alpha_s, alpha_o, best_kept, frame_ids, iou_weight)
         else:
             i = best_kept[0]
             best_sp = np.empty(1, np.int64)

@@ -6,9 +6,11 @@ three return identical segments and box indices. Steps, as numbered in issue 4:
 2. Candidates beta[i] >= sigma; consecutive candidates within D share a segment; keep segments with
    more than min_len candidates.
 3. Drop a candidate whose frame id equals the previous kept one's; skip segments with K < 2.
-4. s(p, q) = (alpha[a,p] + alpha[b,q]) + lam * IoU(p, q) with lam = iou_weight / (F_b - F_a),
-   inclusive-pixel IoU.
-5. Viterbi maximising the summed link scores, divided by K - 1; ties to the lowest box index.
+4. s(p, q) = alpha[a,p] + alpha[b,q] + lam * IoU(p, q) with lam = iou_weight / (F_b - F_a),
+   inclusive-pixel IoU (x2 + 1 and y2 + 1 are formed per box, then min/max per pair).
+5. Viterbi maximising the summed link scores, divided by K - 1; ties to the lowest box index. In floating
+   point, one step is U[p] = prev[p] + alpha[a,p], best[q] = max_p (U[p] + lam * IoU(p, q)) and
+   prev[q] = best[q] + alpha[b,q]: the tie rule applies to U[p] + lam * IoU(p, q).
    Boxes p that cannot win any q at a step (``live_rows``: prev + alpha more than |lam| below the best)
    are skipped; they are strictly worse, so the result is the same as the full M x M search.
 6. Segment score = (sub + obj) / 2; the best segment wins, ties to the earliest.
@@ -62,10 +64,8 @@ def pairwise_iou(b1: np.ndarray, b2: np.ndarray, area1: np.ndarray, area2: np.nd
     """IoU [M1, M2] between boxes b1 [M1,4] and b2 [M2,4], inclusive-pixel convention."""
     ix1 = np.maximum(b1[:, None, 0], b2[None, :, 0])
     iy1 = np.maximum(b1[:, None, 1], b2[None, :, 1])
-    ix2 = np.minimum(b1[:, None, 2], b2[None, :, 2])
-    iy2 = np.minimum(b1[:, None, 3], b2[None, :, 3])
-    iw = np.maximum(ix2 - ix1 + 1.0, 0.0)
-    ih = np.maximum(iy2 - iy1 + 1.0, 0.0)
+    iw = np.maximum(np.minimum(b1[:, None, 2] + 1.0, b2[None, :, 2] + 1.0) - ix1, 0.0)
+    ih = np.maximum(np.minimum(b1[:, None, 3] + 1.0, b2[None, :, 3] + 1.0) - iy1, 0.0)
     inter = iw * ih
     return inter / ((area1[:, None] + area2[None, :]) - inter)
 
@@ -101,10 +101,10 @@ def viterbi_pair(
         rows = live_rows(prev[0], prev[1], alpha_s[a], alpha_o[a], alpha_s[b], alpha_o[b], lam)
         link_iou = lam * pairwise_iou(boxes[a, rows], boxes[b], areas[a, rows], areas[b])
         for j, alpha in enumerate((alpha_s, alpha_o)):
-            cand = prev[j][rows, None] + ((alpha[a, rows][:, None] + alpha[b][None, :]) + link_iou)
+            cand = (prev[j] + alpha[a])[rows, None] + link_iou  # U[p] + lam * IoU(p, q)
             best = np.argmax(cand, axis=0)  # first maximum: lowest previous box on ties
             back[j][t - 1] = rows[best]
-            prev[j] = cand[best, cols]
+            prev[j] = cand[best, cols] + alpha[b]
     out: list = []
     for j in range(2):
         path = np.empty(k_len, np.int64)
