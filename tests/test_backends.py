@@ -137,6 +137,23 @@ def test_input_validation(cpu, inputs):
         cpu.attend(emb, ids.astype(np.float32))
 
 
+def test_attend_trusts_only_its_own_read_only_embedding(cpu, inputs):
+    """embed() -> attend() skips re-scanning the embedding it produced; anything else is still checked."""
+    boxes, feats, ids = inputs
+    emb = cpu.embed(boxes, feats)
+    assert not emb.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        emb[0, 0, 0] = np.nan
+    trusted = cpu.attend(emb, ids)
+    tampered = emb.copy()
+    np.testing.assert_array_equal(cpu.attend(tampered, ids)[0], trusted[0])  # same values, checked path
+    tampered[0, 0, 0] = np.nan
+    with pytest.raises(RegionsError, match="region_emb contains NaN"):
+        cpu.attend(tampered, ids)
+    cpu.embed(boxes, feats)  # a newer embedding: the old array is checked again, and still passes
+    np.testing.assert_array_equal(cpu.attend(emb, ids)[1], trusted[1])
+
+
 def test_bad_backend_device_threads_and_precision(bundle):
     with pytest.raises(BackendError, match="backend 'tflite' is unknown"):
         load_backend(bundle, "tflite")
