@@ -101,6 +101,60 @@ def _op_profile(graph: Path, emb: np.ndarray, queries: dict[int, np.ndarray], ru
     return out
 
 
+def _video_profile(graph: Path, boxes: np.ndarray, feats: np.ndarray, runs: int = 20) -> list[tuple[str, str, float]]:
+    """ONNX Runtime kernel time of each node of the video graph (``embed``): (op, input shape, ms per run)."""
+    import onnxruntime as ort
+
+    from vrgv.backends.onnxruntime_backend import optimization_level
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tmp) / "video")
+        opts.graph_optimization_level = optimization_level(ort)
+        sess = ort.InferenceSession(str(graph), opts, providers=["CPUExecutionProvider"])
+        for _ in range(runs):
+            sess.run(None, {"boxes_norm": boxes, "features": feats})
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    per_node: dict[str, list] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            shape = next(iter(e["args"].get("input_type_shape", [{}])[0].values()), [])
+            entry = per_node.setdefault(e["name"], [e["args"]["op_name"], str(shape), 0.0])
+            entry[2] += e["dur"] / 1e3 / runs
+    return sorted((tuple(v) for v in per_node.values()), key=lambda v: -v[2])
+
+
+def _eager_embed_stages(model, boxes: np.ndarray, feats: np.ndarray, iters: int = 50) -> dict[str, float]:
+    """Median ms of each stage of eager ``embed``: the same five passes the video graph makes."""
+    import torch
+    import torch.nn.functional as F
+
+    f = torch.from_numpy(feats.reshape(-1, feats.shape[-1]))
+    b = torch.from_numpy(boxes.reshape(-1, boxes.shape[-1]))
+    with torch.inference_mode():
+        a = F.relu(torch.addmm(model.app.bias, f, model.app.weight.t()))
+        x = F.relu(torch.addmm(model.box.bias, b, model.box.weight.t()))
+        na, nx = model.app_norm(a), model.box_norm(x)
+        stages = {
+            "app Gemm + ReLU": lambda: F.relu(torch.addmm(model.app.bias, f, model.app.weight.t())),
+            "app LayerNorm": lambda: model.app_norm(a),
+            "box Gemm + ReLU": lambda: F.relu(torch.addmm(model.box.bias, b, model.box.weight.t())),
+            "box LayerNorm": lambda: model.box_norm(x),
+            "Add": lambda: na + nx,
+        }
+        out = {}
+        for name, fn in stages.items():
+            times = []
+            for _ in range(iters):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            out[name] = float(np.median(times)) * 1e3
+    return out
+
+
 def _machine() -> str:
     from vrgv.bench import machine_info
 
@@ -222,6 +276,17 @@ def main() -> int:
                       *[f"| {op} | {prof[1].get(op, 0.0):.2f} | {prof[24].get(op, 0.0):.2f} |" for op in ops],
                       f"| total | {sum(prof[1].values()):.2f} | {sum(prof[24].values()):.2f} |"]
             summary["profile"] = prof
+            torch.set_num_threads(1)
+            vboxes, vfeats = random_regions(m.num_samples, m.num_regions, m.feature_dim, rng)
+            nodes = _video_profile(Path(result.path) / "encoder_video.onnx", vboxes, vfeats)
+            eager = _eager_embed_stages(model, vboxes, vfeats)
+            lines += ["", "## `embed` (video graph) stage by stage (ms per run, 1 thread)", "",
+                      "ONNX Runtime kernel time per node:", "", "| op | first input | ms |", "| --- | --- | ---: |",
+                      *[f"| {op} | {shape} | {ms:.2f} |" for op, shape, ms in nodes if ms >= 0.01],
+                      f"| total | | {sum(ms for _, _, ms in nodes):.2f} |", "",
+                      "Eager PyTorch, the same stages (median wall):", "", "| stage | ms |", "| --- | ---: |",
+                      *[f"| {k} | {v:.2f} |" for k, v in eager.items()], f"| total | {sum(eager.values()):.2f} |"]
+            summary["profile_embed"] = {"onnxruntime": nodes, "eager": eager}
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:
