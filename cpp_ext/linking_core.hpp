@@ -158,7 +158,8 @@ inline int64_t live_rows(int64_t m, const double* us, const double* uo, const do
 struct Geometry {
     std::vector<double> x1, y1, x2p, y2p, area;
     double zero = 0.0;  // link_term's floor, a run-time value (see there)
-    Geometry(const double* boxes, int64_t count) : x1(count), y1(count), x2p(count), y2p(count), area(count) {
+    void assign(const double* boxes, int64_t count) {
+        for (auto* v : {&x1, &y1, &x2p, &y2p, &area}) v->resize(static_cast<size_t>(count));
         for (int64_t i = 0; i < count; ++i) {
             const double* bx = boxes + 4 * i;
             x1[i] = bx[0];
@@ -169,6 +170,19 @@ struct Geometry {
         }
     }
 };
+
+// Buffers of one thread, kept between calls: allocating them per call cost more than the geometry itself,
+// because freed blocks went back to the OS and every call paid the page faults again.
+struct Workspace {
+    Geometry geo;
+    Scratch scratch;
+    std::vector<int64_t> cand, starts, sp, op;
+};
+
+inline Workspace& thread_workspace() {
+    thread_local Workspace ws;
+    return ws;
+}
 
 // The predecessor of box q at one step: the lowest p maximising U[p] + lam IoU(p, q), recomputed with the forward
 // pass's operations for the single q the path visits. Boxes that live_rows skipped are strictly worse than the
@@ -300,12 +314,14 @@ inline LinkOutput link_one(const LinkInput& in) {
     using namespace detail;
     LinkOutput out;
     const int64_t n = in.n, m = in.m;
-    const Geometry geo(in.boxes, n * m);
+    Workspace& ws = thread_workspace();
+    ws.geo.assign(in.boxes, n * m);
+    const Geometry& geo = ws.geo;
     const double ten_r = 10.0 * (static_cast<double>(n) / static_cast<double>(in.num_frames));
     const double max_gap = std::max(1.0, ten_r);
     const int64_t min_len = std::max<int64_t>(1, static_cast<int64_t>(ten_r));
-    std::vector<int64_t> cand, starts, sp, op;
-    Scratch w;
+    std::vector<int64_t>&cand = ws.cand, &starts = ws.starts, &sp = ws.sp, &op = ws.op;
+    Scratch& w = ws.scratch;
     segments(in.beta, n, in.sigma, max_gap, cand, starts);
     bool found = false;
     double best = 0.0, ss = 0.0, os = 0.0;
