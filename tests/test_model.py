@@ -348,6 +348,26 @@ def test_time_major_inference_equals_the_training_encoder(variant, switches):
         torch.testing.assert_close(tensor, ref[name], atol=1e-5, rtol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
 
 
+def test_attend_never_returns_subnormal_attention():
+    """Scores spread far apart (real detections do this) must not push α into subnormal floats, whose arithmetic
+    is ~100x slower on x86; the floor at best - SCORE_RANGE changes α by < 1e-26."""
+    from vrgv.training.model import SCORE_RANGE
+
+    model = make_model(seed=5, spatial_scoring="dot")
+    boxes, feats = video(5)
+    q = torch.from_numpy(Vocabulary.default().encode_query(QUERIES))
+    with torch.no_grad():
+        emb = model.embed_regions(boxes[0], feats[0]) * 5000.0  # scores now differ by hundreds within a frame
+        alpha_s, alpha_o, _, _ = model.attend(emb, q)
+        plain = model._encode(emb.unsqueeze(0), q)["alpha_s"]
+    tiny = torch.finfo(torch.float32).tiny
+    assert bool(((plain > 0) & (plain < tiny)).any()), "the test input must produce subnormals without the floor"
+    for alpha in (alpha_s, alpha_o):
+        assert not bool(((alpha > 0) & (alpha < tiny)).any())
+        assert float(alpha.min()) >= float(np.exp(-SCORE_RANGE)) / alpha.shape[-1] * 0.99
+    torch.testing.assert_close(alpha_s, plain, atol=1e-5, rtol=1e-3)  # scores x5000 magnify rounding differences
+
+
 def test_dot_spatial_scoring_training_batch_matches_per_video_inference():
     """Several videos in one training batch: each relation's α is computed against its own video."""
     model = make_model(seed=9, spatial_scoring="dot")
