@@ -1,5 +1,6 @@
 """Acceptance check for issue 6: grounding a split with ``backend="onnxruntime"`` and ``backend="torch"``
-gives the same segments, boxes and AccS/AccO/AccR (``--against fp16``: ONNX Runtime fp32 vs fp16 graphs).
+gives the same segments, boxes and AccS/AccO/AccR (``--against fp16``: ONNX Runtime fp32 vs fp16 graphs;
+``--device cuda``: the torch backend on the GPU, ``--against torch-fp16``: torch with float16 autocast on the GPU).
 
 Regions are extracted once per video (the bundle's detector) and fed to both grounders, so only the
 encoder backend differs. Writes a markdown report with the exact command.
@@ -31,8 +32,10 @@ def main() -> int:
     p.add_argument("--regions", help="folder of precomputed Regions <video_id>.npz to use instead of the videos")
     p.add_argument("--max-videos", type=int, default=0, help="0 = all")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--against", choices=("torch", "fp16"), default="torch",
-                   help="compare ONNX Runtime fp32 with the torch backend or with the bundle's fp16 graphs")
+    p.add_argument("--against", choices=("torch", "fp16", "torch-fp16"), default="torch",
+                   help="compare ONNX Runtime fp32 (CPU) with the torch backend, the bundle's fp16 graphs, or torch "
+                        "with float16 autocast (needs --device cuda)")
+    p.add_argument("--device", default="cpu", help="device of the torch backend: cpu or cuda")
     p.add_argument("--out", help="markdown report path")
     args = p.parse_args()
 
@@ -50,8 +53,9 @@ def main() -> int:
         anns = anns[: args.max_videos]
     grounders = {"onnxruntime": Grounder.load(args.bundle, backend="onnxruntime", threads=args.threads)}
     bundle = grounders["onnxruntime"].bundle
-    if args.against == "torch":
-        grounders["torch"] = Grounder.load(args.bundle, backend="torch", threads=args.threads)
+    if args.against in ("torch", "torch-fp16"):
+        grounders[args.against] = Grounder.load(args.bundle, backend="torch", threads=args.threads, device=args.device,
+                                                precision="fp16" if args.against == "torch-fp16" else "fp32")
     else:
         half = load_backend(bundle, "onnxruntime", threads=args.threads, precision="fp16")
         grounders["fp16"] = Grounder(half, bundle.vocabulary, spec_from_bundle(bundle), name="fp16")
@@ -84,12 +88,14 @@ def main() -> int:
     reports = {name: evaluate(gt, preds[name]) for name in grounders}
     cols = {name: r.to_dict() for name, r in reports.items()}
     lines = [
-        f"# Backend agreement: ONNX Runtime fp32 vs {'PyTorch' if other == 'torch' else 'ONNX Runtime fp16'} "
+        f"# Backend agreement: ONNX Runtime fp32 vs "
+        f"{ {'torch': 'PyTorch', 'fp16': 'ONNX Runtime fp16', 'torch-fp16': 'PyTorch float16 autocast'}[other]} "
         f"grounding (synthetic split)",
         "",
         f"- command: `{' '.join(['.venv/bin/python', 'benchmarks/backend_agreement.py', *sys.argv[1:]])}`",
         f"- bundle: {args.bundle}; split: {args.split} ({len(anns)} videos, {n} video-relation pairs); synthetic data; "
         f"regions: {args.regions or 'extracted from the videos with the bundle detector'}",
+        f"- encoders: {'; '.join(f'{k}: {(g.backend.providers or [g.backend.name])[0]}' for k, g in grounders.items())}",
         f"- model provenance: checkpoint {prov.get('checkpoint')!r}, training command "
         f"{(prov.get('training') or {}).get('command')!r}",
         f"- segments that differ: {seg_mismatch}; fallback flags that differ: {fallback_mismatch}",

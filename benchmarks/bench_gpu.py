@@ -1,5 +1,6 @@
-"""GPU latency of the vRGV encoder (one video, R relations): PyTorch eager, PyTorch with CUDA graphs,
-torch.compile, and ONNX Runtime with its CUDA provider when installed. Timed with CUDA events on GPU
+"""GPU latency of the vRGV encoder (one video, R relations): PyTorch eager (float32 and float16 autocast),
+PyTorch with CUDA graphs, the SDK's TorchBackend (numpy in and out), torch.compile, and ONNX Runtime with its
+CUDA provider when installed (its CPU provider otherwise, for reference). Timed with CUDA events on GPU
 (perf_counter on CPU, which is how this script is tested without a GPU). Run through ``benchmarks/gpu.sh``.
 
 Usage: bash benchmarks/gpu.sh [--model BUNDLE] [--device cuda|cpu] [--repeats 50] [--out FILE.md]
@@ -86,19 +87,41 @@ def main(argv: list[str] | None = None) -> int:
             record("torch eager attend", r, time_ms(lambda: model.attend(emb, q), args.repeats, args.warmup))
 
     if device == "cuda":
-        for r in RS:  # CUDA graphs: capture attend once per R (static shapes), replay
-            q = torch.from_numpy(queries[r]).to(device)
-            static_emb, static_q = emb.clone(), q.clone()
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.inference_mode(), torch.cuda.stream(stream):
-                for _ in range(3):
-                    model.attend(static_emb, static_q)
-            torch.cuda.current_stream().wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.inference_mode(), torch.cuda.graph(graph):
-                model.attend(static_emb, static_q)
-            record("torch CUDA graph attend", r, time_ms(graph.replay, args.repeats, args.warmup))
+        def fp16() -> Any:
+            return torch.autocast("cuda", dtype=torch.float16)
+
+        with torch.inference_mode(), fp16():
+            record("torch fp16 autocast embed", 0, time_ms(lambda: model.embed_regions(bn, ft), args.repeats, args.warmup))
+            for r in RS:
+                q = torch.from_numpy(queries[r]).to(device)
+                record("torch fp16 autocast attend", r, time_ms(lambda: model.attend(emb, q), args.repeats, args.warmup))
+        for half in (False, True):  # CUDA graphs: capture attend once per R (static shapes), replay
+            for r in RS:
+                q = torch.from_numpy(queries[r]).to(device)
+                static_emb, static_q = emb.clone(), q.clone()
+                stream = torch.cuda.Stream()
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
+                    with torch.cuda.stream(stream):
+                        for _ in range(3):
+                            model.attend(static_emb, static_q)
+                    torch.cuda.current_stream().wait_stream(stream)
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph):
+                        model.attend(static_emb, static_q)
+                record(f"torch CUDA graph {'fp16 autocast ' if half else ''}attend", r,
+                       time_ms(graph.replay, args.repeats, args.warmup))
+        # what a user of the SDK pays: numpy in, numpy out (host copies included), embedding kept on the GPU
+        for precision in ("fp32", "fp16"):
+            be16 = TorchBackend(bundle, device=device, precision=precision)
+            emb_host = be16.embed(boxes_norm, feats)
+            wall = timer(torch, "cpu")
+            record(f"vrgv TorchBackend {precision} embed (numpy)", 0,
+                   wall(lambda: be16.embed(boxes_norm, feats), args.repeats, args.warmup))
+            emb_host = be16.embed(boxes_norm, feats)
+            for r in RS:
+                record(f"vrgv TorchBackend {precision} attend (numpy)", r,
+                       wall(lambda: be16.attend(emb_host, queries[r]), args.repeats, args.warmup))
     if not args.no_compile:
         try:
             compiled = torch.compile(model.attend, dynamic=False)

@@ -75,7 +75,8 @@ class BenchReport:
         lines = [
             "# vrgv latency benchmark",
             "",
-            f"- Machine: {m['cpu']} ({m['cores']} cores), {m['memory_gb']} GB RAM, {m['os']}",
+            f"- Machine: {m['cpu']} ({m['cores']} cores), {m['memory_gb']} GB RAM, {m['os']}"
+            + (f"; GPU: {m['gpu']}" if m.get("gpu") else ""),
             f"- Libraries: {', '.join(f'{k} {v}' for k, v in m['libraries'].items())}",
             f"- Model: `{self.model}`; video: `{self.video}`; R = {len(self.relations)} relations",
             f"- Command: `{self.command}`",
@@ -124,8 +125,21 @@ def machine_info() -> dict[str, Any]:
             libs[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem, "os": platform.platform(),
+    info = {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem, "os": platform.platform(),
             "python": platform.python_version(), "libraries": libs}
+    gpu = _gpu_name()
+    if gpu:
+        info["gpu"] = gpu
+    return info
+
+
+def _gpu_name() -> str | None:
+    """The first CUDA device's name when torch is already imported and sees one (the runtime never imports torch)."""
+    torch = sys.modules.get("torch")
+    try:
+        return str(torch.cuda.get_device_name(0)) if torch is not None and torch.cuda.is_available() else None
+    except Exception:  # noqa: BLE001 - a broken driver must not break the report
+        return None
 
 
 def peak_rss_mb() -> float:
@@ -178,10 +192,15 @@ def run_bench(
     warmup: int = 3,
     threads: int | None = None,
     scaling: bool = False,
+    device: str = "cpu",
+    precision: str = "fp32",
     command: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BenchReport:
-    """Measure every stage on one video (default: the demo video) with the bundle ``model`` (default: bundled)."""
+    """Measure every stage on one video (default: the demo video) with the bundle ``model`` (default: bundled).
+
+    ``device`` and ``precision`` apply to the encoder backends; decoding, extraction and linking run on the CPU.
+    """
     from vrgv.grounder import Grounder
     from vrgv.linking import available_backends, link_many
     from vrgv.linking.reference import interpolate
@@ -198,7 +217,8 @@ def run_bench(
         relations = list(relations or VideoAnnotation.load(apath).relation_strings())
     relations = list(relations)
     stages: list[StageStats] = []
-    grounder = Grounder.load(model, backend=backends[0] if backends else "auto", threads=threads)
+    grounder = Grounder.load(model, backend=backends[0] if backends else "auto", threads=threads, device=device,
+                             precision=precision)
     spec = grounder.spec
     extractor = grounder.extractor
     max_side = getattr(extractor, "read_max_side", None)
@@ -226,20 +246,23 @@ def run_bench(
     for name in backends:
         say(f"encoder {name}")
         try:
-            g = Grounder.load(model, backend=name, threads=threads)
+            g = Grounder.load(model, backend=name, threads=threads, device=device, precision=precision)
             be = g.backend
         except BackendError as exc:
             stages.append(StageStats("encoder", name, 0, float("nan"), float("nan"), float("nan"), float("nan"),
                                      f"unavailable: {exc}"))
             continue
-        emb = be.embed(boxes_norm, feats)
-        stages.append(StageStats.from_samples("encoder.embed", name, time_call(lambda: be.embed(boxes_norm, feats), repeats, warmup)))
-        stages.append(StageStats.from_samples("encoder.attend", name, time_call(lambda: be.attend(emb, query), repeats, warmup),
+        label = name if device == "cpu" and precision == "fp32" else f"{name} {device} {precision}"
+        stages.append(StageStats.from_samples("encoder.embed", label, time_call(lambda: be.embed(boxes_norm, feats), repeats, warmup),
+                                              (be.providers or [""])[0]))
+        emb = be.embed(boxes_norm, feats)  # the latest embedding, as in grounding (a GPU backend keeps it on the device)
+        stages.append(StageStats.from_samples("encoder.attend", label, time_call(lambda: be.attend(emb, query), repeats, warmup),
                                               f"R={len(relations)}"))
         if att is None:
             att = be.attend(emb, query)
     if att is None:
-        raise BackendError(f"none of the encoder backends {list(backends)} could run; see the notes above")
+        why = "; ".join(f"{s.backend}: {s.note.removeprefix('unavailable: ')}" for s in stages if s.stage == "encoder")
+        raise BackendError(f"none of the encoder backends {list(backends)} could run on device={device!r} ({why})")
     from vrgv.grounder import combine_beta
 
     beta = combine_beta(att[2], att[3], spec.clip_len)

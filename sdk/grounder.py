@@ -122,14 +122,18 @@ class Grounder:
         threads: int | None = None,
         linker: str = "auto",
         extractor: Any = None,
+        precision: str = "fp32",
     ) -> "Grounder":
         """Open a bundle folder (``None`` = the bundled default) and pick the backend and linker.
 
         The encoder session and the region detector are created on first use; ``extractor`` replaces
-        the bundle's built-in detector (any callable with the ``vrgv.extractors`` signature).
+        the bundle's built-in detector (any callable with the ``vrgv.extractors`` signature). ``precision="fp16"``
+        selects the bundle's float16 graphs (onnxruntime, tensorrt) or float16 autocast (torch on CUDA).
         """
         from vrgv.bundle import Bundle
 
+        if precision not in ("fp32", "fp16"):
+            raise BackendError(f"precision={precision!r} is not supported; use 'fp32' or 'fp16'")
         bundle = Bundle.default() if path is None else Bundle.load(path)
         spec = spec_from_bundle(bundle)
         vocabulary = _bundle_vocabulary(bundle)
@@ -137,7 +141,8 @@ class Grounder:
         def make_backend() -> Any:
             from vrgv.backends import load_backend
 
-            return load_backend(bundle, backend=backend, device=device, threads=threads)
+            options = {} if precision == "fp32" else {"precision": precision}
+            return load_backend(bundle, backend=backend, device=device, threads=threads, **options)
 
         def make_extractor() -> Any:
             return _bundle_extractor(bundle, device=device, threads=threads)

@@ -168,9 +168,13 @@ def test_bad_backend_device_threads_and_precision(bundle):
 def test_cuda_without_gpu_providers_raises_instead_of_falling_back(bundle):
     if any(p in ort.get_available_providers() for p in ortb.GPU_EPS):
         pytest.skip("this onnxruntime has GPU providers")
+    import torch
+
     with pytest.raises(BackendError, match="device='cuda' was requested but this onnxruntime offers only"):
         load_backend(bundle, "onnxruntime", device="cuda")
-    with pytest.raises(BackendError, match="no backend can run bundle"):
+    if torch.cuda.is_available():  # auto on cuda ends with the torch backend on the GPU (tests/test_gpu.py)
+        return
+    with pytest.raises(BackendError, match=r"no backend can run bundle.*onnxruntime: .*torch: .*is_available"):
         load_backend(bundle, device="cuda")
 
 
@@ -270,6 +274,24 @@ def test_torch_backend_cuda_without_gpu(bundle):
         pytest.skip("a GPU is present")
     with pytest.raises(BackendError, match="torch.cuda.is_available"):
         load_backend(bundle, "torch", device="cuda")
+
+
+def test_torch_backend_precision_is_checked(bundle):
+    with pytest.raises(BackendError, match="precision='int8' is not supported by the torch backend"):
+        load_backend(bundle, "torch", precision="int8")
+    with pytest.raises(BackendError, match="precision='fp16' with the torch backend needs device='cuda'"):
+        load_backend(bundle, "torch", precision="fp16")
+    fp32 = load_backend(bundle, "torch", precision="fp32")
+    assert fp32.precision == "fp32" and "fp32 on cpu" in fp32.providers[0]
+
+
+def test_grounder_rejects_unknown_precision_before_loading(bundle):
+    from vrgv.grounder import Grounder
+
+    with pytest.raises(BackendError, match="precision='bf16' is not supported"):
+        Grounder.load(bundle.source, precision="bf16")
+    half = Grounder.load(bundle.source, backend="onnxruntime", precision="fp16", threads=1)
+    assert half.backend.precision == "fp16"
 
 
 def test_torch_backend_without_torch_is_a_clear_error(bundle, monkeypatch):

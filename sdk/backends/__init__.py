@@ -33,7 +33,7 @@ def load_backend(bundle: "Bundle | str | os.PathLike | None" = None, backend: st
                  threads: int | None = None, **options: Any) -> Backend:
     """Open ``bundle`` (a :class:`Bundle`, a path, or None for the default) on the chosen backend.
 
-    ``options`` go to the backend: ``precision`` ("fp32"/"fp16", onnxruntime and tensorrt),
+    ``options`` go to the backend: ``precision`` ("fp32"/"fp16"; torch: fp16 autocast, CUDA only),
     ``profile``/``engines``/``engine_dir`` (tensorrt), ``compile``/``model_factory`` (torch).
     """
     if not isinstance(bundle, Bundle):
@@ -54,7 +54,7 @@ def load_backend(bundle: "Bundle | str | os.PathLike | None" = None, backend: st
 
 
 def _auto(bundle: Bundle, device: str, threads: int | None, options: dict[str, Any]) -> Backend:
-    order = ["tensorrt", "onnxruntime"] if device == "cuda" else ["onnxruntime", "torch"]
+    order = ["tensorrt", "onnxruntime", "torch"] if device == "cuda" else ["onnxruntime", "torch"]
     errors = []
     for name in order:
         if name not in available_backends():
@@ -70,5 +70,5 @@ def _auto(bundle: Bundle, device: str, threads: int | None, options: dict[str, A
 
 def _options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
     accepted = {"onnxruntime": {"precision", "trt_profile"}, "tensorrt": {"precision", "profile", "engines",
-                "engine_dir"}, "torch": {"compile", "model_factory"}}[name]
+                "engine_dir"}, "torch": {"compile", "model_factory", "precision"}}[name]
     return {k: v for k, v in options.items() if k in accepted}

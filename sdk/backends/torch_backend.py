@@ -1,12 +1,15 @@
 """PyTorch backend: the bundle's ``model.safetensors`` loaded into ``VRGVModel`` and run eagerly.
 
 For development and GPU runs; needs the ``train`` extra (torch). ``compile=True`` wraps the two entry
-points in ``torch.compile``. Weights load through safetensors (no pickle). ``threads`` sets torch's
-process-wide intra-op thread count.
+points in ``torch.compile``. ``precision="fp16"`` (CUDA only) runs both under ``torch.autocast`` in float16.
+Weights load through safetensors (no pickle). ``threads`` sets torch's process-wide intra-op thread count.
+On CUDA the latest region embedding stays on the GPU, so ``attend`` on ``embed``'s output copies nothing back.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -18,6 +21,7 @@ from vrgv.errors import BackendError, BundleError
 log = logging.getLogger(__name__)
 
 WEIGHTS = "model.safetensors"
+PRECISIONS = ("fp32", "fp16")
 
 
 def import_torch() -> Any:
@@ -46,8 +50,15 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, bundle: Bundle, device: str = "cpu", threads: int | None = None, compile: bool = False,
-                 model_factory: Callable[[dict], Any] | None = None) -> None:
+                 model_factory: Callable[[dict], Any] | None = None, precision: str = "fp32") -> None:
         super().__init__(bundle, device)
+        if precision not in PRECISIONS:
+            raise BackendError(f"precision={precision!r} is not supported by the torch backend; use one of {PRECISIONS}")
+        if precision == "fp16" and self.device != "cuda":
+            raise BackendError("precision='fp16' with the torch backend needs device='cuda' (CPU float16 kernels "
+                               "are slower than float32); use precision='fp32' on CPU, or backend='onnxruntime' "
+                               "with its mixed-precision graph")
+        self.precision = precision
         torch = import_torch()
         self._torch = torch
         threads = check_threads(threads)
@@ -75,21 +86,37 @@ class TorchBackend(Backend):
         if compile:
             self._embed_fn = torch.compile(self._embed_fn)
             self._attend_fn = torch.compile(self._attend_fn, dynamic=True)
-        self.providers = [f"torch {torch.__version__} {'compiled' if compile else 'eager'} on {self.device}"]
+        self._device_embedding: tuple[np.ndarray, Any] | None = None  # (embed's numpy output, its device tensor)
+        where = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"
+        self.providers = [f"torch {torch.__version__} {'compiled' if compile else 'eager'} {precision} on {where}"]
         log.info("torch backend: %s", self.providers[0])
 
     def _tensor(self, array: np.ndarray) -> Any:
-        return self._torch.from_numpy(array).to(self.device)
+        # embed() outputs are read-only numpy arrays; torch only reads them here, so its warning is noise
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+            return self._torch.from_numpy(array).to(self.device)
+
+    def _autocast(self) -> Any:
+        """float16 autocast on CUDA for precision='fp16'; a no-op context otherwise."""
+        if self.precision == "fp16":
+            return self._torch.autocast("cuda", dtype=self._torch.float16)
+        return contextlib.nullcontext()
 
     def _embed(self, boxes_norm: np.ndarray, features: np.ndarray) -> np.ndarray:
-        with self._torch.inference_mode():
-            out = self._embed_fn(self._tensor(boxes_norm), self._tensor(features))
-        return out.float().cpu().numpy()
+        with self._torch.inference_mode(), self._autocast():
+            out = self._embed_fn(self._tensor(boxes_norm), self._tensor(features)).float()
+        host = out.cpu().numpy()
+        self._device_embedding = (host, out) if self.device == "cuda" else None
+        return host
 
     def _attend(self, region_emb: np.ndarray, query_ids: np.ndarray) -> Attention:
-        with self._torch.inference_mode():
-            out = self._attend_fn(self._tensor(region_emb), self._tensor(query_ids))
+        cached = self._device_embedding
+        with self._torch.inference_mode(), self._autocast():
+            emb = cached[1] if cached is not None and cached[0] is region_emb else self._tensor(region_emb)
+            out = self._attend_fn(emb, self._tensor(query_ids))
         return tuple(o.float().cpu().numpy() for o in out)  # type: ignore[return-value]
 
     def close(self) -> None:
         self.model = None
+        self._device_embedding = None

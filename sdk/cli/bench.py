@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=20, help="timed calls per stage (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
     p.add_argument("--threads", type=int, default=None, help="encoder threads (default: runtime's choice)")
+    p.add_argument("--device", default="cpu", help="device of the encoder backends: cpu or cuda (default: cpu)")
+    p.add_argument("--fp16", action="store_true", help="time the encoder in float16 (see `vrgv ground --fp16`)")
     p.add_argument("--scaling", action="store_true", help="also measure cost as N, M, R and video length grow")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--markdown", default=None, metavar="FILE", help="also write the report as Markdown to FILE")
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     report = run_bench(
         args.model, args.video, args.relations, backends=args.backends, linkers=args.linkers,
         repeats=args.repeats, warmup=args.warmup, threads=args.threads, scaling=args.scaling,
+        device=args.device, precision="fp16" if args.fp16 else "fp32",
         progress=lambda msg: print(f"bench: {msg}", file=sys.stderr),
     )
     if args.markdown:

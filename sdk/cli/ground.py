@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt or torch (default: auto)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    p.add_argument("--fp16", action="store_true",
+                   help="float16 inference: the bundle's fp16 graphs (onnxruntime, tensorrt) or autocast (torch, cuda)")
     p.add_argument("--linker", default="auto", help="linking backend: auto, cpp, numba or numpy")
     p.add_argument("--out", "-o", metavar="F.json", help="write predictions here (default: print to stdout)")
     p.add_argument("--render", metavar="OUT.mp4", help="also write the video with the groundings drawn")
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if args.render and str(args.video).lower().endswith(".npz"):
         raise ConfigError("--render draws on the video's pixels; give the video or frame folder, not a Regions .npz")
     requested = [r.strip() for r in args.relations]
-    g = Grounder.load(args.model, backend=args.backend, device=args.device, threads=args.threads, linker=args.linker)
+    g = Grounder.load(args.model, backend=args.backend, device=args.device, threads=args.threads, linker=args.linker,
+                       precision="fp16" if args.fp16 else "fp32")
     results = g.ground_many(args.video, requested, video_id=args.video_id)
     write_json(predictions(results, requested), args.out)
     for rel, res in zip(requested, results):
