@@ -44,7 +44,7 @@ step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to OUT/NAME
 cat "$out/machine.txt"
 
 step tests_gpu 240 "$py" -m pytest -q -rA -s -p no:cacheprovider tests/test_gpu.py
-step tests_cpu_paths 240 "$py" -m pytest -q -p no:cacheprovider tests/test_backends.py tests/test_bench.py tests/test_grounder.py
+step tests_cpu_paths 240 "$py" -m pytest -q -p no:cacheprovider tests/test_backends.py tests/test_bench.py tests/test_grounder.py tests/test_export.py
 step encoder_eager 150 bash benchmarks/gpu.sh --repeats 100 --warmup 20 --no-compile --out "$out/gpu_encoder.md"
 step bench_fp32 150 "$py" -m vrgv -q bench --device cuda --backends torch --repeats 40 --warmup 5 --markdown "$out/latency_gpu_fp32.md"
 step bench_fp16 150 "$py" -m vrgv -q bench --device cuda --fp16 --backends torch --repeats 40 --warmup 5 --markdown "$out/latency_gpu_fp16.md"

@@ -233,12 +233,43 @@ def to_fp16(src: Path, dst: Path, keep_float32: tuple[str, ...] = FP32_OUTPUTS,
         blocked |= {node.name for node in model.graph.node if node.op_type not in float16_ops}
     _unshare_initializers(model.graph, blocked)
     model = convert_float_to_float16(model, keep_io_types=True, node_block_list=sorted(blocked))
+    _merge_duplicate_producers(model.graph)
     model = onnx.shape_inference.infer_shapes(model)  # element types for the round-trip check
     _drop_cast_round_trips(model.graph)
     OnnxModel(model).topological_sort()
     onnx.save(model, str(dst))
     check_graph(dst)
     return dst
+
+
+def _merge_duplicate_producers(graph: onnx.GraphProto) -> None:
+    """Keep one of several identical nodes that write the same tensor (and one value_info per name).
+
+    onnxruntime < 1.32's converter adds one ``X_cast_to_fp32`` Cast per consumer of a float16 tensor X, all with
+    the same output name, which breaks single static assignment (seen with onnxruntime 1.30 on the GPU machine).
+    Identical producers compute the same value, so dropping the copies is exact; differing ones are an error."""
+    first: dict[str, onnx.NodeProto] = {}
+    duplicates: list[int] = []
+    for index, node in enumerate(graph.node):
+        for out in node.output:
+            if not out:
+                continue
+            kept = first.setdefault(out, node)
+            if kept is node:
+                continue
+            same = (kept.op_type, kept.domain, list(kept.input), list(kept.output), list(kept.attribute)) == \
+                   (node.op_type, node.domain, list(node.input), list(node.output), list(node.attribute))
+            if not same:
+                raise BundleError(f"float16 conversion produced two different nodes writing {out!r} "
+                                  f"({kept.op_type} {kept.name!r}, {node.op_type} {node.name!r}); export without "
+                                  f"--fp16 or upgrade onnxruntime")
+            duplicates.append(index)
+            break
+    for index in reversed(duplicates):  # by position: protobuf's remove() would take the first equal node
+        del graph.node[index]
+    seen: set[str] = set()
+    for index in reversed([i for i, v in enumerate(graph.value_info) if v.name in seen or seen.add(v.name)]):
+        del graph.value_info[index]
 
 
 def _unshare_initializers(graph: onnx.GraphProto, blocked: set[str]) -> None:

@@ -240,3 +240,32 @@ def test_model_switches_export_with_parity(tmp_path):
                                   clip_pooling=True, word_aux_weight=1.0, temporal_aux_weight=1.0)
     graphs = export_encoder(model, tmp_path)
     assert check_parity(model, vocab, graphs, sizes=(1, 7)).max_error <= 1e-4
+
+
+def _cast_graph(second_to: int) -> onnx.GraphProto:
+    """x (float16) -> two Casts writing the same tensor 'x_cast_to_fp32' -> two consumers."""
+    from onnx import TensorProto, helper
+
+    cast = lambda to: helper.make_node("Cast", ["x"], ["x_cast_to_fp32"], to=to, name="x_cast_to_fp32_node")  # noqa: E731
+    nodes = [cast(TensorProto.FLOAT), helper.make_node("Relu", ["x_cast_to_fp32"], ["a"]), cast(second_to),
+             helper.make_node("Neg", ["x_cast_to_fp32"], ["b"])]
+    info = helper.make_tensor_value_info("x_cast_to_fp32", TensorProto.FLOAT, [2])
+    return helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [2])],
+                             [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ("a", "b")],
+                             value_info=[info, info])
+
+
+def test_duplicate_casts_of_older_fp16_converters_are_merged():
+    """onnxruntime < 1.32 writes one identical Cast per consumer under one name (found on the GPU machine's 1.30)."""
+    from onnx import TensorProto
+
+    from vrgv.export.onnx_export import _merge_duplicate_producers
+
+    graph = _cast_graph(TensorProto.FLOAT)
+    with pytest.raises(onnx.checker.ValidationError, match="single static assignment"):
+        onnx.checker.check_model(onnx.helper.make_model(graph), full_check=True)
+    _merge_duplicate_producers(graph)
+    assert [n.op_type for n in graph.node] == ["Cast", "Relu", "Neg"] and len(graph.value_info) == 1
+    onnx.checker.check_model(onnx.helper.make_model(graph), full_check=True)
+    with pytest.raises(BundleError, match="two different nodes writing 'x_cast_to_fp32'"):
+        _merge_duplicate_producers(_cast_graph(TensorProto.DOUBLE))

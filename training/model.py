@@ -65,6 +65,10 @@ class VRGVModel(nn.Module):
         # word vectors: a frozen table inside the model so the exported graph takes token ids
         self.word_table = nn.Embedding(c.vocab_size, c.word_dim, padding_idx=0)
         self.word_table.weight.requires_grad_(False)
+        # query columns of the subject and object ids, and their offsets into the [subject; object] tables:
+        # buffers (not in the state dict) so a query allocates nothing on the host (CUDA graph capture needs that)
+        self.register_buffer("so_cols", torch.tensor([0, QUERY_LEN - 1]), persistent=False)
+        self.register_buffer("so_offsets", torch.tensor([0, c.vocab_size]), persistent=False)
         if word_vectors is not None:
             wv = np.asarray(word_vectors, dtype=np.float32)
             if wv.shape != (c.vocab_size, c.word_dim):
@@ -341,8 +345,7 @@ class VRGVModel(nn.Module):
         # subject rows then object rows of each table; ids + [0, V] index them with one Gather
         q_tab = torch.cat([self.sau_word_s(g_tok) @ w_s, self.sau_word_o(g_tok) @ w_o]) * scale  # [2V,E]
         ctx_tab = torch.cat([g_tok @ w_ctx[:, :E].t(), g_tok @ w_ctx[:, -E:].t()])  # [2V,H]
-        cols = torch.tensor([0, QUERY_LEN - 1], device=query_ids.device)
-        so_ids = query_ids.index_select(1, cols) + cols.new_tensor([0, c.vocab_size])  # [R,2]
+        so_ids = query_ids.index_select(1, self.so_cols) + self.so_offsets  # [R,2]
         q = F.embedding(so_ids, q_tab)  # [R,2,E]
         f_rel = F.embedding(so_ids, ctx_tab).sum(1)  # [R,H]
         if c.uses_predicate and c.relation_context_predicate:
