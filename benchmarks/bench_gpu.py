@@ -112,15 +112,15 @@ def main(argv: list[str] | None = None) -> int:
                 record(f"torch CUDA graph {'fp16 autocast ' if half else ''}attend", r,
                        time_ms(graph.replay, args.repeats, args.warmup))
         # what a user of the SDK pays: numpy in, numpy out (host copies included), embedding kept on the GPU
-        for precision in ("fp32", "fp16"):
-            be16 = TorchBackend(bundle, device=device, precision=precision)
-            emb_host = be16.embed(boxes_norm, feats)
+        for precision, graphs in (("fp32", False), ("fp32", True), ("fp16", True)):
+            be16 = TorchBackend(bundle, device=device, precision=precision, cuda_graphs=graphs)
+            mode = "CUDA graphs" if graphs else "eager"
             wall = timer(torch, "cpu")
-            record(f"vrgv TorchBackend {precision} embed (numpy)", 0,
+            record(f"vrgv TorchBackend {precision} {mode} embed (numpy)", 0,
                    wall(lambda: be16.embed(boxes_norm, feats), args.repeats, args.warmup))
             emb_host = be16.embed(boxes_norm, feats)
             for r in RS:
-                record(f"vrgv TorchBackend {precision} attend (numpy)", r,
+                record(f"vrgv TorchBackend {precision} {mode} attend (numpy)", r,
                        wall(lambda: be16.attend(emb_host, queries[r]), args.repeats, args.warmup))
     if not args.no_compile:
         try:

@@ -5,7 +5,7 @@
 #   2. the encoder latency table (benchmarks/gpu.sh), without and then with torch.compile;
 #   3. `vrgv bench --device cuda` end to end on the demo video, float32 and float16 autocast;
 #   4. backend agreement: ONNX Runtime fp32 on CPU vs torch on the GPU (fp32 and fp16 autocast) on a split.
-# Usage: bash benchmarks/gpu_checks.sh OUT_DIR [SPLIT_DIR REGIONS_DIR]
+# Usage: [STEPS="tests_gpu bench_fp32 ..."] bash benchmarks/gpu_checks.sh OUT_DIR [SPLIT_DIR REGIONS_DIR]
 # Works from a source checkout without installing vrgv (package shim on PYTHONPATH); logs and reports land in
 # OUT_DIR. Each step has its own time limit and a failing step does not stop the later ones.
 set -uo pipefail
@@ -27,6 +27,7 @@ cd "$root"
 step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to OUT/NAME.log, report the status
     local name="$1" limit="$2"
     shift 2
+    if [[ -n "${STEPS:-}" && " $STEPS " != *" $name "* ]]; then return 0; fi
     local t0=$SECONDS
     timeout "$limit" "$@" >"$out/$name.log" 2>&1
     local rc=$?

@@ -170,7 +170,12 @@ def _copy_detector(detector: str | os.PathLike, staged: Path, shapes: Any) -> di
     if len(dims) == 4 and all(isinstance(v, int) for v in dims[1:3]):
         entry["input_size"] = {"height": dims[1], "width": dims[2]}
     if {"boxes", "features"} <= set(entry["outputs"]) and len(dims) == 4 and isinstance(dims[1], int):
-        session = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+            raise ConfigError(f"detector {str(src)!r} cannot be loaded by onnxruntime {ort.__version__} "
+                              f"({str(exc).splitlines()[0][-200:]}); re-save it for this onnxruntime (e.g. a "
+                              f"lower IR version) or upgrade onnxruntime") from None
         blank = np.zeros([1 if not isinstance(d, int) else d for d in dims], np.uint8)
         boxes, feats = session.run(["boxes", "features"], {inp.name: blank})
         regions, feature_dim = int(boxes.shape[1]), int(feats.shape[-1])

@@ -281,6 +281,8 @@ def test_torch_backend_precision_is_checked(bundle):
         load_backend(bundle, "torch", precision="int8")
     with pytest.raises(BackendError, match="precision='fp16' with the torch backend needs device='cuda'"):
         load_backend(bundle, "torch", precision="fp16")
+    with pytest.raises(BackendError, match="cuda_graphs=True needs device='cuda'"):
+        load_backend(bundle, "torch", cuda_graphs=True)
     fp32 = load_backend(bundle, "torch", precision="fp32")
     assert fp32.precision == "fp32" and "fp32 on cpu" in fp32.providers[0]
 

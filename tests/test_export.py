@@ -227,8 +227,14 @@ def test_detector_whose_features_do_not_fit_the_model_is_refused(tmp_path):
         [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 40, 4]),
          helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 40]),
          helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 40, 7])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "det.onnx"))
+    # IR 8 (opset 17's): onnx's newest IR can be newer than an older onnxruntime reads (IR 14 vs onnxruntime 1.30)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, str(tmp_path / "det.onnx"))
     with pytest.raises(ConfigError, match=r"40 regions with 7-d features.*D=8"):
+        export_bundle(small_model(), tmp_path / "x.vrgv", detector=tmp_path / "det.onnx", parity_sizes=(1,))
+    model.ir_version = 99  # newer than any onnxruntime: a clear error naming the file, not a traceback
+    onnx.save(model, str(tmp_path / "det.onnx"))
+    with pytest.raises(ConfigError, match=r"det.onnx' cannot be loaded by onnxruntime .*IR version.*upgrade"):
         export_bundle(small_model(), tmp_path / "x.vrgv", detector=tmp_path / "det.onnx", parity_sizes=(1,))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["det.onnx"]
 

@@ -137,3 +137,42 @@ def test_bench_on_cuda_names_the_gpu(tmp_path):
     stages = {(s.stage, s.backend) for s in report.stages}
     assert ("encoder.attend", "torch cuda fp32") in stages
     assert "GPU: " in report.to_markdown()
+
+
+def test_cuda_graphs_match_eager_and_are_captured_once_per_r(bundle, inputs):
+    boxes, feats, ids = inputs
+    graphs = load_backend(bundle, "torch", device="cuda")
+    eager = load_backend(bundle, "torch", device="cuda", cuda_graphs=False)
+    assert "CUDA graphs" in graphs.providers[0] and "eager" in eager.providers[0]
+    emb_g, emb_e = graphs.embed(boxes, feats), eager.embed(boxes, feats)
+    for r in (1, 4, 1, 3, 4):
+        q = np.concatenate([ids] * 2)[:r]
+        assert _max_diff(graphs.attend(emb_g, q), eager.attend(emb_e, q)) <= 1e-6
+    assert graphs._graphs.captures == 3  # R = 1, 4, 3; repeats replay
+
+
+def test_cuda_graphs_read_the_embedding_they_are_given(bundle, inputs):
+    boxes, feats, ids = inputs
+    graphs = load_backend(bundle, "torch", device="cuda")
+    eager = load_backend(bundle, "torch", device="cuda", cuda_graphs=False)
+    own = graphs.embed(boxes, feats)
+    first = graphs.attend(own, ids)
+    other = eager.embed(boxes[::-1].copy(), feats[::-1].copy())  # not this backend's: copied in every call
+    assert _max_diff(graphs.attend(other, ids), eager.attend(other, ids)) <= 1e-6
+    assert _max_diff(graphs.attend(own, ids), first) == 0.0  # its own embedding again: reloaded
+    writable = np.array(own)
+    writable[:] = 0.0  # same values each call are not assumed for arrays the backend did not make
+    assert _max_diff(graphs.attend(writable, ids), eager.attend(writable, ids)) <= 1e-6
+
+
+def test_cuda_graphs_evict_the_least_recent_and_skip_large_batches(bundle, inputs):
+    boxes, feats, ids = inputs
+    graphs = load_backend(bundle, "torch", device="cuda")
+    eager = load_backend(bundle, "torch", device="cuda", cuda_graphs=False)
+    graphs._graphs.capacity, graphs._graphs.max_relations = 2, 3
+    emb = graphs.embed(boxes, feats)
+    for r in (1, 2, 3):
+        graphs.attend(emb, ids[:r])
+    assert list(graphs._graphs._graphs) == [2, 3]
+    big = graphs.attend(emb, ids)  # R = 4 > max_relations: eager
+    assert graphs._graphs.captures == 3 and _max_diff(big, eager.attend(eager.embed(boxes, feats), ids)) <= 1e-6

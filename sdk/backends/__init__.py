@@ -34,7 +34,7 @@ def load_backend(bundle: "Bundle | str | os.PathLike | None" = None, backend: st
     """Open ``bundle`` (a :class:`Bundle`, a path, or None for the default) on the chosen backend.
 
     ``options`` go to the backend: ``precision`` ("fp32"/"fp16"; torch: fp16 autocast, CUDA only),
-    ``profile``/``engines``/``engine_dir`` (tensorrt), ``compile``/``model_factory`` (torch).
+    ``profile``/``engines``/``engine_dir`` (tensorrt), ``compile``/``model_factory``/``cuda_graphs`` (torch).
     """
     if not isinstance(bundle, Bundle):
         bundle = Bundle.default() if bundle is None else Bundle.load(bundle)
@@ -70,5 +70,6 @@ def _auto(bundle: Bundle, device: str, threads: int | None, options: dict[str, A
 
 def _options_for(name: str, options: dict[str, Any]) -> dict[str, Any]:
     accepted = {"onnxruntime": {"precision", "trt_profile"}, "tensorrt": {"precision", "profile", "engines",
-                "engine_dir"}, "torch": {"compile", "model_factory", "precision"}}[name]
+                "engine_dir"}, "torch": {"compile", "model_factory", "precision",
+                "cuda_graphs"}}[name]
     return {k: v for k, v in options.items() if k in accepted}

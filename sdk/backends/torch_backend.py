@@ -3,7 +3,9 @@
 For development and GPU runs; needs the ``train`` extra (torch). ``compile=True`` wraps the two entry
 points in ``torch.compile``. ``precision="fp16"`` (CUDA only) runs both under ``torch.autocast`` in float16.
 Weights load through safetensors (no pickle). ``threads`` sets torch's process-wide intra-op thread count.
-On CUDA the latest region embedding stays on the GPU, so ``attend`` on ``embed``'s output copies nothing back.
+On CUDA the latest region embedding stays on the GPU, so ``attend`` on ``embed``'s output copies nothing back,
+and ``attend`` replays one captured CUDA graph per relation count (``cuda_graphs``, default on for CUDA; see
+``vrgv.backends.cuda_graphs``).
 """
 from __future__ import annotations
 
@@ -50,7 +52,8 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, bundle: Bundle, device: str = "cpu", threads: int | None = None, compile: bool = False,
-                 model_factory: Callable[[dict], Any] | None = None, precision: str = "fp32") -> None:
+                 model_factory: Callable[[dict], Any] | None = None, precision: str = "fp32",
+                 cuda_graphs: bool | None = None) -> None:
         super().__init__(bundle, device)
         if precision not in PRECISIONS:
             raise BackendError(f"precision={precision!r} is not supported by the torch backend; use one of {PRECISIONS}")
@@ -87,8 +90,18 @@ class TorchBackend(Backend):
             self._embed_fn = torch.compile(self._embed_fn)
             self._attend_fn = torch.compile(self._attend_fn, dynamic=True)
         self._device_embedding: tuple[np.ndarray, Any] | None = None  # (embed's numpy output, its device tensor)
+        if cuda_graphs and (self.device != "cuda" or compile):
+            raise BackendError("cuda_graphs=True needs device='cuda' and compile=False (torch.compile manages its own "
+                               "graphs); leave cuda_graphs=None for the default")
+        self._graphs: Any = None
+        self._graphs_required = bool(cuda_graphs)
+        if self.device == "cuda" and not compile and cuda_graphs is not False:
+            from vrgv.backends.cuda_graphs import GraphedAttend
+
+            self._graphs = GraphedAttend(torch, self._attend_fn, (self.num_samples, self.num_regions, self.embed_dim))
         where = torch.cuda.get_device_name(0) if self.device == "cuda" else "cpu"
-        self.providers = [f"torch {torch.__version__} {'compiled' if compile else 'eager'} {precision} on {where}"]
+        mode = "compiled" if compile else "CUDA graphs" if self._graphs is not None else "eager"
+        self.providers = [f"torch {torch.__version__} {mode} {precision} on {where}"]
         log.info("torch backend: %s", self.providers[0])
 
     def _tensor(self, array: np.ndarray) -> Any:
@@ -114,9 +127,25 @@ class TorchBackend(Backend):
         cached = self._device_embedding
         with self._torch.inference_mode(), self._autocast():
             emb = cached[1] if cached is not None and cached[0] is region_emb else self._tensor(region_emb)
-            out = self._attend_fn(emb, self._tensor(query_ids))
+            ids = self._tensor(query_ids)
+            graphs = self._graphs
+            if graphs is not None and graphs.accepts(len(query_ids)):
+                with graphs.lock:
+                    try:
+                        # embed()'s own read-only output is copied in once; any other array every call
+                        graphs.load(region_emb if cached is not None and cached[0] is region_emb else None, emb)
+                        return tuple(o.float().cpu().numpy() for o in graphs(ids))  # type: ignore[return-value]
+                    except RuntimeError as exc:
+                        if self._graphs_required:
+                            raise BackendError(f"CUDA graph capture of the torch backend failed ({exc}); use "
+                                               f"cuda_graphs=False") from None
+                        log.warning("torch backend: CUDA graph capture failed (%s); running eagerly", exc)
+                        self._graphs = None
+                        self.providers = [self.providers[0].replace("CUDA graphs", "eager")]
+            out = self._attend_fn(emb, ids)
         return tuple(o.float().cpu().numpy() for o in out)  # type: ignore[return-value]
 
     def close(self) -> None:
         self.model = None
         self._device_embedding = None
+        self._graphs = None
