@@ -132,6 +132,23 @@ VRGV_CLONES bool ordered_span(const double* __restrict d, py::ssize_t n_boxes) {
 
 bool all_finite(const f64& a) { return finite_span(a.data(), a.size()); }
 
+// The common case of vrgv.linking's checks in one call (the caller has checked dtypes and shapes): every value
+// finite, x2 >= x1 and y2 >= y1, frame ids non-decreasing and within [0, num_frames). False sends the caller to
+// its detailed checks, which name the problem.
+bool inputs_ok(const f64& boxes, const f64& alpha_s, const f64& alpha_o, const f64& beta, const i64& fids,
+               int64_t num_frames) {
+    if (!finite_span(boxes.data(), boxes.size()) || !finite_span(alpha_s.data(), alpha_s.size()) ||
+        !finite_span(alpha_o.data(), alpha_o.size()) || !finite_span(beta.data(), beta.size()))
+        return false;
+    if (!ordered_span(boxes.data(), boxes.size() / 4)) return false;
+    const int64_t* f = fids.data();
+    const py::ssize_t n = fids.size();
+    if (n < 1 || f[0] < 0 || f[n - 1] >= num_frames) return false;
+    int ok = 1;
+    for (py::ssize_t i = 1; i < n; ++i) ok &= static_cast<int>(f[i] >= f[i - 1]);
+    return ok != 0;
+}
+
 bool corners_ordered(const f64& boxes) {
     require(boxes.ndim() >= 1 && boxes.shape(boxes.ndim() - 1) == 4, "boxes must end in a 4-axis");
     return ordered_span(boxes.data(), boxes.size() / 4);
@@ -150,4 +167,7 @@ PYBIND11_MODULE(_linking_cpp, mod) {
             py::arg("threads") = 0, "Link R relations of one video (alpha [R,N,M], beta [R,N]) on worker threads.");
     mod.def("all_finite", &all_finite, py::arg("array"), "True when no element is NaN or infinite (one pass).");
     mod.def("corners_ordered", &corners_ordered, py::arg("boxes"), "True when x2 >= x1 and y2 >= y1 for all boxes.");
+    mod.def("inputs_ok", &inputs_ok, py::arg("boxes"), py::arg("alpha_s"), py::arg("alpha_o"), py::arg("beta"),
+            py::arg("frame_ids"), py::arg("num_frames"),
+            "All of vrgv.linking's value checks in one pass (finite, ordered corners, frame ids); False: look closer.");
 }

@@ -447,3 +447,43 @@ def test_backends_agree_on_the_bundled_models_attention() -> None:
             np.testing.assert_array_equal(r.sub_indices, q.sub_indices)
             np.testing.assert_array_equal(r.obj_indices, q.obj_indices)
             assert abs(r.score - q.score) <= 1e-9
+
+
+def _valid_inputs(rng: np.random.Generator, n: int = 6, m: int = 4) -> tuple:
+    xy = rng.uniform(0, 50, (n, m, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(1, 20, (n, m, 2))], -1)
+    return (boxes, rng.dirichlet(np.ones(m), n), rng.dirichlet(np.ones(m), n), rng.uniform(0, 0.3, n),
+            np.arange(n, dtype=np.int64) * 2, 2 * n, 0.04, 1.0)
+
+
+@pytest.mark.skipif("cpp" not in L.available_backends(), reason="the one-pass check is part of the C++ extension")
+def test_one_pass_input_check_agrees_with_the_detailed_checks(monkeypatch) -> None:
+    """The C++ one-pass check accepts what the detailed checks accept and hands everything else to them."""
+    from vrgv.linking import validate as V
+
+    args = _valid_inputs(np.random.default_rng(0))
+    quick = V._quick_check(*args, many=False)
+    assert quick is not None and quick.boxes is args[0] and quick.alpha_s.shape == (1, 6, 4)
+    with monkeypatch.context() as patch:
+        patch.setattr(V, "_inputs_ok_cpp", None)
+        assert V._quick_check(*args, many=False) is None
+        detailed = V.check_inputs(*args, many=False)
+    for a, b in zip(vars(quick).values(), vars(detailed).values()):
+        assert np.array_equal(a, b)
+    spoiled = []
+    for index, fix in [(0, lambda b: b.__setitem__((2, 1, 0), np.nan)), (1, lambda a: a.__setitem__((0, 0), np.inf)),
+                       (0, lambda b: b.__setitem__((1, 1, 2), b[1, 1, 0] - 1)), (3, lambda x: x.__setitem__(0, np.nan))]:
+        bad = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        fix(bad[index])
+        spoiled.append(bad)
+    for fids in (np.array([0, 2, 1, 6, 8, 10]), np.array([-1, 2, 4, 6, 8, 10]), np.array([0, 2, 4, 6, 8, 12])):
+        spoiled.append([*args[:4], fids.astype(np.int64), *args[5:]])
+    spoiled.append([*args[:4], args[4].astype(np.int32), *args[5:]])  # other dtypes go the detailed way
+    spoiled.append([args[0][:, :, ::-1].copy()[:, :, ::-1], *args[1:]])  # not C-contiguous
+    for bad in spoiled:
+        assert V._quick_check(*bad, many=False) is None
+    for bad in spoiled[:7]:
+        with pytest.raises(LinkingError):
+            V.check_inputs(*bad, many=False)
+    many = V._quick_check(args[0], args[1][None], args[2][None], args[3][None], *args[4:], many=True)
+    assert many is not None and many.alpha_s.shape == (1, 6, 4)

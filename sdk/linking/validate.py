@@ -17,6 +17,10 @@ try:  # one-pass checks in C++ when the extension is built (the NumPy versions m
     from vrgv._linking_cpp import corners_ordered as _corners_ordered_cpp
 except ImportError:  # pragma: no cover - no compiler at install time
     _all_finite_cpp = _corners_ordered_cpp = None
+try:  # older builds of the extension lack it
+    from vrgv._linking_cpp import inputs_ok as _inputs_ok_cpp
+except ImportError:  # pragma: no cover
+    _inputs_ok_cpp = None
 
 
 def _all_finite(arr: np.ndarray) -> bool:
@@ -83,6 +87,9 @@ def check_inputs(
     many: bool,
 ) -> LinkInputs:
     """Validate and convert; ``many=True`` expects a leading relation axis R on alpha_s, alpha_o and beta."""
+    quick = _quick_check(boxes, alpha_s, alpha_o, beta, frame_ids, num_frames, sigma, iou_weight, many)
+    if quick is not None:
+        return quick
     b = _float_array(boxes, "boxes")
     if b.ndim != 3 or b.shape[2] != 4 or b.shape[0] < 1 or b.shape[1] < 1:
         raise LinkingError(
@@ -148,4 +155,42 @@ def check_inputs(
         num_frames=nf,
         sigma=_finite_scalar(sigma, "sigma"),
         iou_weight=_finite_scalar(iou_weight, "iou_weight"),
+    )
+
+
+def _is_array(value: object, dtype: type, ndim: int) -> bool:
+    return (type(value) is np.ndarray and value.dtype == dtype and value.ndim == ndim  # type: ignore[union-attr]
+            and value.flags.c_contiguous)  # type: ignore[union-attr]
+
+
+def _quick_check(boxes: object, alpha_s: object, alpha_o: object, beta: object, frame_ids: object,
+                 num_frames: object, sigma: object, iou_weight: object, many: bool) -> LinkInputs | None:
+    """The common case in one C++ pass: arrays already float64/int64, C-contiguous, of matching shapes, and
+    valid. None sends the caller to the detailed checks (other types, or anything wrong: they name it)."""
+    if _inputs_ok_cpp is None or not _is_array(boxes, np.float64, 3):
+        return None
+    n, m, four = boxes.shape  # type: ignore[union-attr]
+    lead = 3 if many else 2
+    if not (four == 4 and n >= 1 and m >= 1 and _is_array(alpha_s, np.float64, lead)
+            and _is_array(alpha_o, np.float64, lead) and _is_array(beta, np.float64, lead - 1)
+            and _is_array(frame_ids, np.int64, 1) and type(num_frames) is int
+            and type(sigma) in (float, int) and type(iou_weight) in (float, int)):
+        return None
+    r = alpha_s.shape[0] if many else 1  # type: ignore[union-attr]
+    want = (r, n, m) if many else (n, m)
+    if (alpha_s.shape != want or alpha_o.shape != want or beta.shape != want[:-1]  # type: ignore[union-attr]
+            or frame_ids.shape != (n,) or num_frames < 1  # type: ignore[union-attr,operator]
+            or not (math.isfinite(sigma) and math.isfinite(iou_weight))):  # type: ignore[arg-type]
+        return None
+    if not _inputs_ok_cpp(boxes, alpha_s, alpha_o, beta, frame_ids, num_frames):
+        return None
+    return LinkInputs(
+        boxes=boxes,  # type: ignore[arg-type]
+        alpha_s=alpha_s if many else alpha_s[None],  # type: ignore[index]
+        alpha_o=alpha_o if many else alpha_o[None],  # type: ignore[index]
+        beta=beta if many else beta[None],  # type: ignore[index]
+        frame_ids=frame_ids,  # type: ignore[arg-type]
+        num_frames=num_frames,  # type: ignore[arg-type]
+        sigma=float(sigma),  # type: ignore[arg-type]
+        iou_weight=float(iou_weight),  # type: ignore[arg-type]
     )
