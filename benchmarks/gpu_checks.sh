@@ -55,5 +55,11 @@ if [[ -n "$split" && -n "$regions" ]]; then
     step agree_torch_fp16 200 "$py" benchmarks/backend_agreement.py --bundle sdk/data/default.vrgv --split "$split" \
         --regions "$regions" --device cuda --against torch-fp16 --out "$out/agreement_gpu_fp16.md"
 fi
+# the command line on the GPU: the demo (auto on cuda), ground with --fp16, and a refused onnxruntime-on-cuda
+step cli_cuda 150 bash -c "\"$py\" -m vrgv -q demo --out \"$out/demo\" --device cuda --no-render --no-plot && \
+    \"$py\" -m vrgv -q ground \"$out\"/demo/videos/*.mp4 person-ride-bicycle dog-chase-person --device cuda \
+        --backend torch --fp16 --out \"$out/ground_fp16.json\" && \
+    { \"$py\" -m vrgv -q ground \"$out\"/demo/videos/*.mp4 person-ride-bicycle --device cuda --backend onnxruntime; \
+      echo \"onnxruntime on cuda exit status: \$?\"; }"
 step encoder_compile 200 bash benchmarks/gpu.sh --repeats 100 --warmup 20 --out "$out/gpu_encoder_compile.md"
 cat "$out/steps.txt"
