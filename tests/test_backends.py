@@ -393,3 +393,51 @@ def test_multithreaded_sessions_do_not_spin(bundle, threads, spinning):
                 options.get_session_config_entry(key)
         else:
             assert options.get_session_config_entry(key) == spinning
+
+
+class _FakeGraphs:
+    """Stands in for vrgv.backends.cuda_graphs.GraphedAttend on the CPU: runs attend eagerly, records calls."""
+
+    def __init__(self, fn, fail: bool = False):
+        self.fn, self.fail, self.loads, self.held = fn, fail, [], []
+        self.lock = threading.Lock()
+        self.static = None
+
+    def accepts(self, r):
+        return r <= 3
+
+    def load(self, source, emb):
+        self.held.append(self.lock.locked())
+        self.loads.append(source)
+        self.static = emb
+
+    def __call__(self, ids):
+        if self.fail:
+            raise RuntimeError("capture failed")
+        return self.fn(self.static, ids)
+
+
+def test_graph_path_holds_the_lock_reuses_its_own_embedding_and_falls_back(bundle, inputs):
+    """The CUDA-graph control flow of the torch backend, on the CPU with a stand-in for the graphs."""
+    boxes, feats, ids = inputs
+    be = load_backend(bundle, "torch")
+    ref = load_backend(bundle, "torch")
+    import torch
+
+    fake = be._graphs = _FakeGraphs(be._attend_fn)
+    emb = be.embed(boxes, feats)
+    be._device_embedding = (emb, torch.from_numpy(emb.copy()))  # what embed keeps on a GPU
+    expected = ref.attend(ref.embed(boxes, feats), ids[:2])
+    for a, b in zip(be.attend(emb, ids[:2]), expected):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    be.attend(emb.copy(), ids[:2])
+    assert fake.loads == [emb, None] and all(fake.held)  # own embedding by identity; other arrays reloaded
+    be.attend(emb, ids)  # R = 4 > accepts(): eager, no load
+    assert len(fake.loads) == 2
+    fake.fail = True
+    for a, b in zip(be.attend(emb, ids[:2]), expected):  # capture fails: warn and run eagerly from now on
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert be._graphs is None and "CUDA graphs" not in be.providers[0]
+    be._graphs, be._graphs_required = _FakeGraphs(be._attend_fn, fail=True), True
+    with pytest.raises(BackendError, match="CUDA graph capture of the torch backend failed"):
+        be.attend(emb, ids[:2])

@@ -117,23 +117,26 @@ class TorchBackend(Backend):
         return contextlib.nullcontext()
 
     def _embed(self, boxes_norm: np.ndarray, features: np.ndarray) -> np.ndarray:
-        with self._torch.inference_mode(), self._autocast():
-            out = self._embed_fn(self._tensor(boxes_norm), self._tensor(features)).float()
-        host = out.cpu().numpy()
+        graphs = self._graphs  # while a graph is captured, no other thread of this backend may launch CUDA work
+        with graphs.lock if graphs is not None else contextlib.nullcontext():
+            with self._torch.inference_mode(), self._autocast():
+                out = self._embed_fn(self._tensor(boxes_norm), self._tensor(features)).float()
+            host = out.cpu().numpy()
         self._device_embedding = (host, out) if self.device == "cuda" else None
         return host
 
     def _attend(self, region_emb: np.ndarray, query_ids: np.ndarray) -> Attention:
-        cached = self._device_embedding
-        with self._torch.inference_mode(), self._autocast():
-            emb = cached[1] if cached is not None and cached[0] is region_emb else self._tensor(region_emb)
-            ids = self._tensor(query_ids)
-            graphs = self._graphs
-            if graphs is not None and graphs.accepts(len(query_ids)):
-                with graphs.lock:
+        graphs = self._graphs  # with graphs, one thread at a time launches this backend's CUDA work (see _embed)
+        with graphs.lock if graphs is not None else contextlib.nullcontext():
+            with self._torch.inference_mode(), self._autocast():
+                cached = self._device_embedding
+                own = cached is not None and cached[0] is region_emb
+                emb = cached[1] if own else self._tensor(region_emb)
+                ids = self._tensor(query_ids)
+                if graphs is not None and graphs.accepts(len(query_ids)):
                     try:
                         # embed()'s own read-only output is copied in once; any other array every call
-                        graphs.load(region_emb if cached is not None and cached[0] is region_emb else None, emb)
+                        graphs.load(region_emb if own else None, emb)
                         return tuple(o.float().cpu().numpy() for o in graphs(ids))  # type: ignore[return-value]
                     except RuntimeError as exc:
                         if self._graphs_required:
@@ -142,8 +145,8 @@ class TorchBackend(Backend):
                         log.warning("torch backend: CUDA graph capture failed (%s); running eagerly", exc)
                         self._graphs = None
                         self.providers = [self.providers[0].replace("CUDA graphs", "eager")]
-            out = self._attend_fn(emb, ids)
-        return tuple(o.float().cpu().numpy() for o in out)  # type: ignore[return-value]
+                out = self._attend_fn(emb, ids)
+                return tuple(o.float().cpu().numpy() for o in out)  # type: ignore[return-value]
 
     def close(self) -> None:
         self.model = None
