@@ -5,11 +5,5 @@
 # Works from a source checkout without installing vrgv (it builds a package shim on PYTHONPATH), so it runs on a
 # GPU machine that has PyTorch but no registry access. Finishes in well under 8 minutes.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-shim="$(mktemp -d)"
-trap 'rm -rf "$shim"' EXIT
-mkdir -p "$shim/vrgv"
-for entry in "$root"/sdk/*; do ln -s "$entry" "$shim/vrgv/$(basename "$entry")"; done
-ln -s "$root/training" "$shim/vrgv/training"
-ln -s "$root/export" "$shim/vrgv/export"
-PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}" exec "${PYTHON:-python3}" "$root/benchmarks/bench_gpu.py" "$@"
+source "$(dirname "$0")/shim.sh"
+"${PYTHON:-python3}" "$vrgv_root/benchmarks/bench_gpu.py" "$@"

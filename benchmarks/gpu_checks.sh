@@ -12,17 +12,11 @@ set -uo pipefail
 out="${1:?usage: gpu_checks.sh OUT_DIR [SPLIT_DIR REGIONS_DIR]}"
 split="${2:-}"
 regions="${3:-}"
-root="$(cd "$(dirname "$0")/.." && pwd)"
 py="${PYTHON:-python3}"
-mkdir -p "$out"
-shim="$(mktemp -d)"
-trap 'rm -rf "$shim"' EXIT
-mkdir -p "$shim/vrgv"
-for entry in "$root"/sdk/*; do ln -s "$entry" "$shim/vrgv/$(basename "$entry")"; done
-ln -s "$root/training" "$shim/vrgv/training"
-ln -s "$root/export" "$shim/vrgv/export"
-export PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-cd "$root"
+mkdir -p "$out" && out="$(cd "$out" && pwd)"
+source "$(dirname "$0")/shim.sh"
+export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+cd "$vrgv_root"
 
 step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to OUT/NAME.log, report the status
     local name="$1" limit="$2"

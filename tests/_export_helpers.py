@@ -34,3 +34,26 @@ def resign(bundle_dir: Path) -> None:
         files[f.relative_to(bundle_dir).as_posix()] = {"sha256": sha256_file(f), "bytes": f.stat().st_size}
     data["files"] = files
     path.write_text(json.dumps(data))
+
+
+BACKEND_RELATIONS = ["person-ride-bicycle", "dog-stand_left-car", "person-walk_front-person", "car-faster-bus"]
+
+
+def small_bundle(folder: Path):
+    """Export ``small_model()`` with fp16 graphs into ``folder/small.vrgv`` and load it (backend tests)."""
+    from vrgv.bundle import Bundle
+    from vrgv.export import export_bundle
+
+    export_bundle(small_model(), folder / "small.vrgv", fp16=True, parity_sizes=(1,))
+    return Bundle.load(folder / "small.vrgv")
+
+
+def backend_inputs(bundle, seed: int):
+    """Random normalised boxes and features for ``bundle`` and the token ids of ``BACKEND_RELATIONS``."""
+    import numpy as np
+
+    from vrgv.export.parity import random_regions
+
+    m = bundle.manifest
+    boxes, feats = random_regions(m.num_samples, m.num_regions, m.feature_dim, np.random.default_rng(seed))
+    return boxes, feats, bundle.vocabulary.encode_query(BACKEND_RELATIONS)

@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 pytest.importorskip("vrgv.training.model")
 
 import onnxruntime as ort  # noqa: E402
-from _export_helpers import small_model  # noqa: E402
+from _export_helpers import backend_inputs, small_bundle  # noqa: E402
 
 from vrgv.backends import available_backends, load_backend  # noqa: E402
 from vrgv.backends import onnxruntime_backend as ortb  # noqa: E402
@@ -21,28 +21,19 @@ from vrgv.backends import tensorrt_backend as trtb  # noqa: E402
 from vrgv.bundle import Bundle  # noqa: E402
 from vrgv.errors import BackendError, BundleError, RegionsError, RelationError  # noqa: E402
 
-RELATIONS = ["person-ride-bicycle", "dog-stand_left-car", "person-walk_front-person", "car-faster-bus"]
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Bundle:
     import torch
 
-    from vrgv.export import export_bundle
-
     torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("backends") / "small.vrgv"
-    export_bundle(small_model(), out, fp16=True, parity_sizes=(1,))
-    return Bundle.load(out)
+    return small_bundle(tmp_path_factory.mktemp("backends"))
 
 
 @pytest.fixture(scope="module")
 def inputs(bundle):
-    from vrgv.export.parity import random_regions
-
-    m = bundle.manifest
-    boxes, feats = random_regions(m.num_samples, m.num_regions, m.feature_dim, np.random.default_rng(3))
-    return boxes, feats, bundle.vocabulary.encode_query(RELATIONS)
+    return backend_inputs(bundle, seed=3)
 
 
 @pytest.fixture(scope="module")

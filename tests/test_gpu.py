@@ -13,32 +13,21 @@ if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
 import onnxruntime as ort  # noqa: E402
-from _export_helpers import small_model  # noqa: E402
+from _export_helpers import backend_inputs, small_bundle  # noqa: E402
 
 from vrgv.backends import load_backend  # noqa: E402
 from vrgv.backends import onnxruntime_backend as ortb  # noqa: E402
 from vrgv.bundle import Bundle  # noqa: E402
 from vrgv.errors import BackendError  # noqa: E402
 
-RELATIONS = ["person-ride-bicycle", "dog-stand_left-car", "person-walk_front-person", "car-faster-bus"]
-
-
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Bundle:
-    from vrgv.export import export_bundle
-
-    out = tmp_path_factory.mktemp("gpu") / "small.vrgv"
-    export_bundle(small_model(), out, fp16=True, parity_sizes=(1,))
-    return Bundle.load(out)
+    return small_bundle(tmp_path_factory.mktemp("gpu"))
 
 
 @pytest.fixture(scope="module")
 def inputs(bundle):
-    from vrgv.export.parity import random_regions
-
-    m = bundle.manifest
-    boxes, feats = random_regions(m.num_samples, m.num_regions, m.feature_dim, np.random.default_rng(5))
-    return boxes, feats, bundle.vocabulary.encode_query(RELATIONS)
+    return backend_inputs(bundle, seed=5)
 
 
 def _max_diff(a, b) -> float:
