@@ -25,8 +25,7 @@ def main() -> None:
     import torch
 
     from vrgv.annotations import ground_truth_from_annotations, load_annotations
-    from vrgv.linking import link_many, to_grounding
-    from vrgv.metric import box_iou, evaluate
+    from vrgv.metric import box_iou
     from vrgv.training.checkpoint import load_checkpoint
     from vrgv.training.data import load_region_folder
     from vrgv.training.evaluate import attend_video
@@ -72,15 +71,28 @@ def main() -> None:
             inputs[f"model, β ≥ {f:g}·max β"] = (a_s, a_o, scaled)
             inputs[f"oracle_alpha, β ≥ {f:g}·max β"] = (os_, oo_, scaled)
         for name, (s, o, b) in inputs.items():
-            res = link_many(boxes, s.astype(np.float64), o.astype(np.float64), b.astype(np.float64), vr.frame_ids,
-                            vr.num_frames, sigma=args.sigma, iou_weight=1.0)
-            preds[name][a.video_id] = {rel: to_grounding(x, rel, a.video_id).to_dict()
-                                       for rel, x in zip(rels, res) if x is not None}
-    gt = ground_truth_from_annotations(anns)
+            preds[name][a.video_id] = link_relations(boxes, s, o, b, vr, rels, a.video_id, args.sigma)
     print(f"{len(anns)} videos, checkpoint {args.checkpoint}; Average over sIoU 0.3/0.5/0.7, tIoU 0.5 (synthetic data)")
-    print("| attention used for linking | AccS | AccO | AccR |\n| --- | ---: | ---: | ---: |")
-    for name in names:
-        acc = evaluate(gt, preds[name], tiou=0.5).columns["average"]
+    print_table(ground_truth_from_annotations(anns), preds, "attention used for linking")
+
+
+def link_relations(boxes: np.ndarray, alpha_s: np.ndarray, alpha_o: np.ndarray, beta: np.ndarray, regions,
+                   relations: list, video_id: str, sigma: float) -> dict:
+    """{relation: Grounding dict} of one video's relations, linked as the table rows are (λ = 1)."""
+    from vrgv.linking import link_many, to_grounding
+
+    res = link_many(boxes, alpha_s.astype(np.float64), alpha_o.astype(np.float64), beta.astype(np.float64),
+                    regions.frame_ids, regions.num_frames, sigma=sigma, iou_weight=1.0)
+    return {rel: to_grounding(x, rel, video_id).to_dict() for rel, x in zip(relations, res) if x is not None}
+
+
+def print_table(gt: dict, preds: dict, first_column: str) -> None:
+    """One Markdown row of average AccS / AccO / AccR (tIoU 0.5) per prediction set, in insertion order."""
+    from vrgv.metric import evaluate
+
+    print(f"| {first_column} | AccS | AccO | AccR |\n| --- | ---: | ---: | ---: |")
+    for name, pred in preds.items():
+        acc = evaluate(gt, pred, tiou=0.5).columns["average"]
         print(f"| {name} | {acc.AccS:.2f} | {acc.AccO:.2f} | {acc.AccR:.2f} |")
 
 
