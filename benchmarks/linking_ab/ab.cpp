@@ -12,7 +12,6 @@
 #include <random>
 #include <cstdio>
 #include <cstring>
-#include <immintrin.h>
 namespace A {
 #include OLDHDR
 }
