@@ -2,7 +2,8 @@
 // bench_linking.py: N=120, M=40, all frames above sigma, near-uniform attention; random boxes).
 // Each version runs 150 calls per round, alternating over 15 rounds; it prints the minimum over rounds of
 // each version's median, and whether both versions return the same paths and scores.
-// Built and run by ab.sh.
+// Built and run by ab.sh. Headers are included inside namespaces, so every system header they use must be
+// included here first.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,6 +13,9 @@
 #include <random>
 #include <cstdio>
 #include <cstring>
+#include <atomic>
+#include <functional>
+#include <thread>
 namespace A {
 #include OLDHDR
 }
