@@ -5,10 +5,15 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define VRGV_SCREEN_AVX512 1
+#endif
 
 // The hot loop is compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time (GCC function
 // multi-versioning); FMA contraction stays off so every clone rounds exactly like NumPy.
@@ -66,8 +71,8 @@ inline std::vector<int64_t> keep_distinct(const int64_t* seg, int64_t len, const
 
 // Scratch buffers reused across segments of one call.
 struct Scratch {
-    std::vector<double> prev_s, prev_o, cur_s, cur_o, bx1, by1, bx2p, by2p, barea, u_s, u_o, lams, col;
-    std::vector<int64_t> rows;
+    std::vector<double> prev_s, prev_o, cur_s, cur_o, u_s, u_o, lams, col, gap, lam_gap, gap_area;
+    std::vector<int64_t> rows, hits;
 };
 
 
@@ -108,8 +113,8 @@ VRGV_EXACT inline double link_term(double px1, double py1, double px2p, double p
     return lam * (inter / ((parea + qarea) - inter));
 }
 
-// Forward Viterbi step for kBlock boxes q of frame b: best[q] = max over live p of U[p] + lam IoU(p, q), for
-// subject and object at once. Only the maxima are kept (the argmax is recovered for the one q the path visits,
+// Forward Viterbi step for kBlock boxes q of frame b: best[q] = max over the listed p of U[p] + lam IoU(p, q)
+// and init (-inf, or max U after the screen below), for subject and object at once. Only the maxima are kept (the argmax is recovered for the one q the path visits,
 // in backtrack_step), so the lane loop is 17 vector operations per 8 pairs, and the running maxima stay in
 // registers across p.
 template <int64_t kBlock>
@@ -120,11 +125,11 @@ VRGV_CLONES inline void step_block(const int64_t* __restrict rows, int64_t n_row
                                    const double* __restrict bx1, const double* __restrict by1,
                                    const double* __restrict bx2p, const double* __restrict by2p,
                                    const double* __restrict barea, double* __restrict cur_s,
-                                   double* __restrict cur_o, double zero) {
+                                   double* __restrict cur_o, double zero, double init_s, double init_o) {
     double cs_[kBlock], co_[kBlock];
     for (int64_t j = 0; j < kBlock; ++j) {
-        cs_[j] = -std::numeric_limits<double>::infinity();
-        co_[j] = cs_[j];
+        cs_[j] = init_s;
+        co_[j] = init_o;
     }
     for (int64_t r = 0; r < n_rows; ++r) {
         const int64_t p = rows[r];
@@ -143,6 +148,59 @@ VRGV_CLONES inline void step_block(const int64_t* __restrict rows, int64_t n_row
     }
 }
 
+#ifdef VRGV_SCREEN_AVX512
+// Relative margin by which screen_rows is conservative: far above its rounding error (a few units of 2^-53), far
+// below any gap that matters.
+constexpr double kScreenSlack = 1e-12;
+
+// The division-free screen of a Viterbi step with lam > 0, for the 8 boxes q of frame b at bx1.. (AVX-512).
+// best[q] >= top = max_p U[p], since the argmax p* of U has IoU >= 0. A pair (p, q) can beat top only if
+// lam IoU(p, q) > gap[p] = top - U[p], that is (lam + gap[p]) inter > gap[p] (area[p] + area[q]): no division.
+// gap[p] is the smaller of the subject's and object's, shrunk by kScreenSlack, so that rounding never drops a
+// pair that could win. Lists in `hits` (without a branch on the data) the rows p where some lane passes; every
+// other pair's value is <= top. step_block over the hits, starting from top, then gives best[q] bit for bit
+// (p* has gap 0 and is always listed). On near-uniform attention about 1.6% of pairs and 10% of (row, block)s
+// pass (linking.md, session 9), so most of the IoU divisions, 16 cycles per 8 pairs, go. Per row and block the
+// screen is 11 vector operations: the intersection needs only one clamp at 0, since a negative height with a
+// clamped width gives inter <= 0, which fails for gap > 0 as the true inter = 0 does.
+// lam_gap[p] = lam + gap[p] and gap_area[p] = gap[p] * area[p].
+__attribute__((target("avx512f"))) inline int64_t screen_rows(
+    const int64_t* __restrict rows, int64_t n_rows, const double* __restrict ax1, const double* __restrict ay1,
+    const double* __restrict ax2p, const double* __restrict ay2p, const double* __restrict gap,
+    const double* __restrict lam_gap, const double* __restrict gap_area, const double* __restrict bx1,
+    const double* __restrict by1, const double* __restrict bx2p, const double* __restrict by2p,
+    const double* __restrict barea, int64_t* __restrict hits) {
+    const __m512d qx1 = _mm512_loadu_pd(bx1), qy1 = _mm512_loadu_pd(by1), qx2p = _mm512_loadu_pd(bx2p),
+                  qy2p = _mm512_loadu_pd(by2p), qarea = _mm512_loadu_pd(barea), zero = _mm512_setzero_pd();
+    int64_t n_hits = 0;
+    for (int64_t r = 0; r < n_rows; ++r) {
+        const int64_t p = rows[r];
+        const __m512d iw = _mm512_max_pd(_mm512_sub_pd(_mm512_min_pd(_mm512_set1_pd(ax2p[p]), qx2p),
+                                                       _mm512_max_pd(_mm512_set1_pd(ax1[p]), qx1)), zero);
+        const __m512d ih = _mm512_sub_pd(_mm512_min_pd(_mm512_set1_pd(ay2p[p]), qy2p),
+                                         _mm512_max_pd(_mm512_set1_pd(ay1[p]), qy1));
+        const __m512d lhs = _mm512_mul_pd(_mm512_set1_pd(lam_gap[p]), _mm512_mul_pd(iw, ih));
+        const __m512d rhs = _mm512_fmadd_pd(_mm512_set1_pd(gap[p]), qarea, _mm512_set1_pd(gap_area[p]));
+        const __mmask8 pass = _mm512_cmp_pd_mask(lhs, rhs, _CMP_GE_OQ);
+        hits[n_hits] = p;
+        n_hits += pass != 0;
+    }
+    return n_hits;
+}
+
+// Off only in tests and A/B timing (the module's _set_screen), to compare both paths on one machine.
+inline std::atomic<bool> screen_enabled{true};
+
+// Whether this call screens: the CPU has AVX-512 (checked once) and the screen is not switched off.
+inline bool screen_available() {
+    static const bool cpu = __builtin_cpu_supports("avx512f");
+    return cpu && screen_enabled.load(std::memory_order_relaxed);
+}
+#else
+inline std::atomic<bool> screen_enabled{false};
+inline bool screen_available() { return false; }
+#endif
+
 // Candidate scores c[p] = U[p] + lam IoU(p, q) of every box p of frame a for one box q of frame b.
 VRGV_CLONES inline void column_scores(int64_t m, const double* __restrict ax1, const double* __restrict ay1,
                                       const double* __restrict ax2p, const double* __restrict ay2p,
@@ -155,8 +213,9 @@ VRGV_CLONES inline void column_scores(int64_t m, const double* __restrict ax1, c
 
 // reference.live_rows: boxes p of frame a that may still be the best predecessor of some q. With
 // U[p] = prev[p] + alpha_a[p], a p more than |lam| (+ eps) below max U loses to argmax U for every q, strictly.
+// Also returns max U in top_s and top_o.
 inline int64_t live_rows(int64_t m, const double* us, const double* uo, const double* sb, const double* ob,
-                         double lam, int64_t* rows) {
+                         double lam, int64_t* rows, double& top_s_out, double& top_o_out) {
     double top_s = -std::numeric_limits<double>::infinity(), top_o = top_s, big_s = 0.0, big_o = 0.0;
     for (int64_t p = 0; p < m; ++p) {
         top_s = vmax(us[p], top_s);
@@ -170,6 +229,8 @@ inline int64_t live_rows(int64_t m, const double* us, const double* uo, const do
     int64_t n = 0;
     for (int64_t p = 0; p < m; ++p)
         if (us[p] >= thr_s || uo[p] >= thr_o) rows[n++] = p;
+    top_s_out = top_s;
+    top_o_out = top_o;
     return n;
 }
 
@@ -187,13 +248,24 @@ VRGV_CLONES inline void fill_geometry(const double* __restrict boxes, int64_t co
     }
 }
 
-// Per-box geometry of all frames, computed once per call: x1, y1, x2 + 1, y2 + 1 and the inclusive area.
+// Per-box geometry of all frames, computed once per call: x1, y1, x2 + 1, y2 + 1 and the inclusive area. Frame i's
+// boxes start at i * stride; stride is M rounded up to whole lane blocks, so a Viterbi step reads frame b's boxes
+// in place. Padding boxes are (0, 0, 0, 0) with area 1: their intersection with any box is 0, and the lanes that
+// hold them are computed but never read.
 struct Geometry {
     std::vector<double> x1, y1, x2p, y2p, area;
+    int64_t stride = 0;
     double zero = 0.0;  // link_term's floor, a run-time value (see there)
-    void assign(const double* boxes, int64_t count) {
-        for (auto* v : {&x1, &y1, &x2p, &y2p, &area}) v->resize(static_cast<size_t>(count));
-        fill_geometry(boxes, count, x1.data(), y1.data(), x2p.data(), y2p.data(), area.data());
+    void assign(const double* boxes, int64_t n, int64_t m, int64_t lanes) {
+        stride = (m + lanes - 1) / lanes * lanes;
+        const size_t count = static_cast<size_t>(n * stride);
+        for (auto* v : {&x1, &y1, &x2p, &y2p}) v->assign(count, 0.0);
+        area.assign(count, 1.0);
+        for (int64_t i = 0; i < n; ++i) {
+            const int64_t o = i * stride;
+            fill_geometry(boxes + 4 * i * m, m, x1.data() + o, y1.data() + o, x2p.data() + o, y2p.data() + o,
+                          area.data() + o);
+        }
     }
 };
 
@@ -228,26 +300,26 @@ inline void viterbi_pair(const LinkInput& in, const Geometry& g, const std::vect
                          double& score_o) {
     const int64_t m = in.m;
     const size_t k_len = kept.size();
-    const int64_t mp = (m + kLanes - 1) / kLanes * kLanes;  // padded; lanes q >= m are computed, never read
+    const int64_t mp = g.stride;  // padded; lanes q >= m are computed, never read
     w.prev_s.assign(m, 0.0);
     w.prev_o.assign(m, 0.0);
     w.cur_s.assign(mp, 0.0);
     w.cur_o.assign(mp, 0.0);
-    for (auto* v : {&w.bx1, &w.by1, &w.bx2p, &w.by2p}) v->assign(mp, 0.0);
-    w.barea.assign(mp, 1.0);
     w.u_s.resize((k_len - 1) * m);
     w.u_o.resize((k_len - 1) * m);
     w.rows.resize(m);
+    w.hits.resize(m);
+    w.gap.resize(m);
+    w.lam_gap.resize(m);
+    w.gap_area.resize(m);
     w.lams.resize(k_len - 1);
     w.col.resize(m);
     for (size_t t = 1; t < k_len; ++t) {
         const int64_t a = kept[t - 1], b = kept[t];
         const double lam = in.iou_weight / static_cast<double>(in.frame_ids[b] - in.frame_ids[a]);
-        std::copy(g.x1.begin() + b * m, g.x1.begin() + (b + 1) * m, w.bx1.begin());
-        std::copy(g.y1.begin() + b * m, g.y1.begin() + (b + 1) * m, w.by1.begin());
-        std::copy(g.x2p.begin() + b * m, g.x2p.begin() + (b + 1) * m, w.bx2p.begin());
-        std::copy(g.y2p.begin() + b * m, g.y2p.begin() + (b + 1) * m, w.by2p.begin());
-        std::copy(g.area.begin() + b * m, g.area.begin() + (b + 1) * m, w.barea.begin());
+        const int64_t ao = a * mp, bo = b * mp;
+        const double *bx1 = g.x1.data() + bo, *by1 = g.y1.data() + bo, *bx2p = g.x2p.data() + bo,
+                     *by2p = g.y2p.data() + bo, *barea = g.area.data() + bo;
         double* us = w.u_s.data() + (t - 1) * m;
         double* uo = w.u_o.data() + (t - 1) * m;
         const double* sa = in.alpha_s + a * m;
@@ -257,16 +329,44 @@ inline void viterbi_pair(const LinkInput& in, const Geometry& g, const std::vect
             uo[p] = w.prev_o[p] + oa[p];
         }
         int64_t* rows = w.rows.data();
-        const int64_t n_live = live_rows(m, us, uo, in.alpha_s + b * m, in.alpha_o + b * m, lam, rows);
+        double top_s, top_o;
+        const int64_t n_live = live_rows(m, us, uo, in.alpha_s + b * m, in.alpha_o + b * m, lam, rows, top_s, top_o);
         w.lams[t - 1] = lam;
-        const int64_t ao = a * m;
-        for (int64_t q0 = 0; q0 < mp;) {  // two lane blocks per pass while two remain, then one
-            const bool pair = q0 + 2 * kLanes <= mp;
-            (pair ? step_block<2 * kLanes> : step_block<kLanes>)(
-                rows, n_live, g.x1.data() + ao, g.y1.data() + ao, g.x2p.data() + ao, g.y2p.data() + ao,
-                g.area.data() + ao, us, uo, lam, w.bx1.data() + q0, w.by1.data() + q0, w.bx2p.data() + q0,
-                w.by2p.data() + q0, w.barea.data() + q0, w.cur_s.data() + q0, w.cur_o.data() + q0, g.zero);
-            q0 += pair ? 2 * kLanes : kLanes;
+        const double* ax1 = g.x1.data() + ao;
+        const double* ay1 = g.y1.data() + ao;
+        const double* ax2p = g.x2p.data() + ao;
+        const double* ay2p = g.y2p.data() + ao;
+        const double* aarea = g.area.data() + ao;
+#ifdef VRGV_SCREEN_AVX512
+        if (lam > 0.0 && screen_available()) {  // the screen needs IoU terms >= 0 (max U bounds every best[q])
+            for (int64_t p = 0; p < m; ++p) {
+                const double gp = vmin(top_s - us[p], top_o - uo[p]) * (1.0 - kScreenSlack);
+                w.gap[p] = gp;
+                w.lam_gap[p] = lam + gp;
+                w.gap_area[p] = gp * aarea[p];
+            }
+            int64_t* hits = w.hits.data();
+            for (int64_t q0 = 0; q0 < mp; q0 += kLanes) {
+                const int64_t n_hits = screen_rows(rows, n_live, ax1, ay1, ax2p, ay2p, w.gap.data(), w.lam_gap.data(),
+                                                   w.gap_area.data(),
+                                                   bx1 + q0, by1 + q0, bx2p + q0,
+                                                   by2p + q0, barea + q0, hits);
+                step_block<kLanes>(hits, n_hits, ax1, ay1, ax2p, ay2p, aarea, us, uo, lam, bx1 + q0,
+                                   by1 + q0, bx2p + q0, by2p + q0, barea + q0,
+                                   w.cur_s.data() + q0, w.cur_o.data() + q0, g.zero, top_s, top_o);
+            }
+        } else
+#endif
+        {
+            const double ninf = -std::numeric_limits<double>::infinity();
+            for (int64_t q0 = 0; q0 < mp;) {  // two lane blocks per pass while two remain, then one
+                const bool pair = q0 + 2 * kLanes <= mp;
+                (pair ? step_block<2 * kLanes> : step_block<kLanes>)(
+                    rows, n_live, ax1, ay1, ax2p, ay2p, aarea, us, uo, lam, bx1 + q0, by1 + q0,
+                    bx2p + q0, by2p + q0, barea + q0, w.cur_s.data() + q0,
+                    w.cur_o.data() + q0, g.zero, ninf, ninf);
+                q0 += pair ? 2 * kLanes : kLanes;
+            }
         }
         const double* sb = in.alpha_s + b * m;
         const double* ob = in.alpha_o + b * m;
@@ -283,7 +383,7 @@ inline void viterbi_pair(const LinkInput& in, const Geometry& g, const std::vect
     score_s = w.prev_s[path_s[k_len - 1]] / static_cast<double>(k_len - 1);
     score_o = w.prev_o[path_o[k_len - 1]] / static_cast<double>(k_len - 1);
     for (size_t t = k_len - 1; t > 0; --t) {
-        const int64_t a_off = kept[t - 1] * m, b_off = kept[t] * m;
+        const int64_t a_off = kept[t - 1] * mp, b_off = kept[t] * mp;
         const double lam = w.lams[t - 1];
         path_s[t - 1] = backtrack_step(g, a_off, b_off + path_s[t], m, w.u_s.data() + (t - 1) * m, lam, w.col.data());
         path_o[t - 1] = backtrack_step(g, a_off, b_off + path_o[t], m, w.u_o.data() + (t - 1) * m, lam, w.col.data());
@@ -333,7 +433,7 @@ inline LinkOutput link_one(const LinkInput& in) {
     LinkOutput out;
     const int64_t n = in.n, m = in.m;
     Workspace& ws = thread_workspace();
-    ws.geo.assign(in.boxes, n * m);
+    ws.geo.assign(in.boxes, n, m, kLanes);
     const Geometry& geo = ws.geo;
     const double ten_r = 10.0 * (static_cast<double>(n) / static_cast<double>(in.num_frames));
     const double max_gap = std::max(1.0, ten_r);

@@ -165,6 +165,21 @@ PYBIND11_MODULE(_linking_cpp, mod) {
     mod.def("link_many", &link_many_py, py::arg("boxes"), py::arg("alpha_s"), py::arg("alpha_o"), py::arg("beta"),
             py::arg("frame_ids"), py::arg("num_frames"), py::arg("sigma"), py::arg("iou_weight"), py::arg("strict"),
             py::arg("threads") = 0, "Link R relations of one video (alpha [R,N,M], beta [R,N]) on worker threads.");
+    mod.def(
+        "_set_screen",
+        [](bool on) {
+#ifdef VRGV_SCREEN_AVX512
+            return vrgv::detail::screen_enabled.exchange(on);
+#else
+            (void)on;
+            return false;
+#endif
+        },
+        py::arg("on"),
+        "Switch the AVX-512 division-free screen of the Viterbi step on or off (for tests and A/B timing; results "
+        "are identical either way); returns the previous setting.");
+    mod.def("screen_active", []() { return vrgv::detail::screen_available(); },
+            "True when the Viterbi step screens pairs without dividing (AVX-512 CPU, not switched off).");
     mod.def("all_finite", &all_finite, py::arg("array"), "True when no element is NaN or infinite (one pass).");
     mod.def("corners_ordered", &corners_ordered, py::arg("boxes"), "True when x2 >= x1 and y2 >= y1 for all boxes.");
     mod.def("inputs_ok", &inputs_ok, py::arg("boxes"), py::arg("alpha_s"), py::arg("alpha_o"), py::arg("beta"),

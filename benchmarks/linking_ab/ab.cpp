@@ -16,6 +16,9 @@
 #include <atomic>
 #include <functional>
 #include <thread>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 namespace A {
 #include OLDHDR
 }

@@ -22,6 +22,11 @@ def available() -> bool:
     return _ext is not None
 
 
+def screen_active() -> bool:
+    """True when the C++ Viterbi step divides only where a pair can win (an AVX-512 CPU); results are the same."""
+    return _ext is not None and bool(_ext.screen_active())
+
+
 def _module() -> Any:
     if _ext is None:
         from vrgv.errors import BackendError
