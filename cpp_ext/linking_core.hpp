@@ -153,6 +153,11 @@ VRGV_CLONES inline void step_block(const int64_t* __restrict rows, int64_t n_row
 // below any gap that matters.
 constexpr double kScreenSlack = 1e-12;
 
+#ifndef VRGV_SCREEN_MIN_ROWS
+#define VRGV_SCREEN_MIN_ROWS 16
+#endif
+constexpr int64_t kScreenMinRows = VRGV_SCREEN_MIN_ROWS;
+
 // The division-free screen of a Viterbi step with lam > 0, for the 8 boxes q of frame b at bx1.. (AVX-512).
 // best[q] >= top = max_p U[p], since the argmax p* of U has IoU >= 0. A pair (p, q) can beat top only if
 // lam IoU(p, q) > gap[p] = top - U[p], that is (lam + gap[p]) inter > gap[p] (area[p] + area[q]): no division.
@@ -248,24 +253,48 @@ VRGV_CLONES inline void fill_geometry(const double* __restrict boxes, int64_t co
     }
 }
 
-// Per-box geometry of all frames, computed once per call: x1, y1, x2 + 1, y2 + 1 and the inclusive area. Frame i's
-// boxes start at i * stride; stride is M rounded up to whole lane blocks, so a Viterbi step reads frame b's boxes
-// in place. Padding boxes are (0, 0, 0, 0) with area 1: their intersection with any box is 0, and the lanes that
-// hold them are computed but never read.
+// Per-box geometry: x1, y1, x2 + 1, y2 + 1 and the inclusive area. Frame i's boxes start at i * stride; stride
+// is M rounded up to whole lane blocks, so a Viterbi step reads frame b's boxes in place. Padding boxes are
+// (0, 0, 0, 0) with area 1: their intersection with any box is 0, and the lanes that hold them are computed but
+// never read. One relation fills only the frames its segments keep (`need`); link_many fills all frames once
+// (`fill_all`) and shares them, read-only, between relations and threads.
 struct Geometry {
     std::vector<double> x1, y1, x2p, y2p, area;
-    int64_t stride = 0;
+    std::vector<uint8_t> ready;  // per frame: filled
+    const double* boxes = nullptr;
+    int64_t m = 0, stride = 0;
     double zero = 0.0;  // link_term's floor, a run-time value (see there)
-    void assign(const double* boxes, int64_t n, int64_t m, int64_t lanes) {
+
+    void reset(const double* boxes_, int64_t n, int64_t m_, int64_t lanes) {
+        boxes = boxes_;
+        m = m_;
         stride = (m + lanes - 1) / lanes * lanes;
         const size_t count = static_cast<size_t>(n * stride);
-        for (auto* v : {&x1, &y1, &x2p, &y2p}) v->assign(count, 0.0);
-        area.assign(count, 1.0);
-        for (int64_t i = 0; i < n; ++i) {
-            const int64_t o = i * stride;
-            fill_geometry(boxes + 4 * i * m, m, x1.data() + o, y1.data() + o, x2p.data() + o, y2p.data() + o,
-                          area.data() + o);
+        for (auto* v : {&x1, &y1, &x2p, &y2p, &area}) v->resize(count);
+        ready.assign(static_cast<size_t>(n), 0);
+    }
+    void fill(int64_t i) {
+        const int64_t o = i * stride;
+        fill_geometry(boxes + 4 * i * m, m, x1.data() + o, y1.data() + o, x2p.data() + o, y2p.data() + o,
+                      area.data() + o);
+        for (int64_t j = o + m; j < o + stride; ++j) {
+            x1[j] = y1[j] = x2p[j] = y2p[j] = 0.0;
+            area[j] = 1.0;
         }
+        ready[static_cast<size_t>(i)] = 1;
+    }
+    void need(const std::vector<int64_t>& frames) {
+        for (const int64_t i : frames)
+            if (!ready[static_cast<size_t>(i)]) fill(i);
+    }
+    void fill_all(const double* boxes_, int64_t n, int64_t m_, int64_t lanes) {
+        reset(boxes_, n, m_, lanes);
+        if (stride == m) {  // no padding: one pass over all boxes
+            fill_geometry(boxes, n * m, x1.data(), y1.data(), x2p.data(), y2p.data(), area.data());
+            ready.assign(static_cast<size_t>(n), 1);
+            return;
+        }
+        for (int64_t i = 0; i < n; ++i) fill(i);
     }
 };
 
@@ -338,7 +367,7 @@ inline void viterbi_pair(const LinkInput& in, const Geometry& g, const std::vect
         const double* ay2p = g.y2p.data() + ao;
         const double* aarea = g.area.data() + ao;
 #ifdef VRGV_SCREEN_AVX512
-        if (lam > 0.0 && screen_available()) {  // the screen needs IoU terms >= 0 (max U bounds every best[q])
+        if (lam > 0.0 && n_live >= kScreenMinRows && screen_available()) {  // the screen needs IoU terms >= 0 (max U bounds every best[q])
             for (int64_t p = 0; p < m; ++p) {
                 const double gp = vmin(top_s - us[p], top_o - uo[p]) * (1.0 - kScreenSlack);
                 w.gap[p] = gp;
@@ -427,19 +456,24 @@ inline int64_t first_argmax(const double* v, int64_t n) {
 
 }  // namespace detail
 
-// Steps 1-8 for one relation.
-inline LinkOutput link_one(const LinkInput& in) {
+// Steps 1-8 for one relation. `shared`: the geometry of in.boxes from Geometry::fill_all (link_many computes it
+// once per video); without it, the frames that segments keep are filled in this thread's workspace.
+inline LinkOutput link_one(const LinkInput& in, const detail::Geometry* shared = nullptr) {
     using namespace detail;
     LinkOutput out;
     const int64_t n = in.n, m = in.m;
     Workspace& ws = thread_workspace();
-    ws.geo.assign(in.boxes, n, m, kLanes);
-    const Geometry& geo = ws.geo;
+    if (!shared) ws.geo.reset(in.boxes, n, m, kLanes);
+    const Geometry& geo = shared ? *shared : ws.geo;
+    const auto link_segment = [&](const std::vector<int64_t>& kept, std::vector<int64_t>& sp_, double& ss_,
+                                  std::vector<int64_t>& op_, double& os_) {
+        if (!shared) ws.geo.need(kept);
+        viterbi_pair(in, geo, kept, ws.scratch, sp_, ss_, op_, os_);
+    };
     const double ten_r = 10.0 * (static_cast<double>(n) / static_cast<double>(in.num_frames));
     const double max_gap = std::max(1.0, ten_r);
     const int64_t min_len = std::max<int64_t>(1, static_cast<int64_t>(ten_r));
     std::vector<int64_t>&cand = ws.cand, &starts = ws.starts, &sp = ws.sp, &op = ws.op;
-    Scratch& w = ws.scratch;
     segments(in.beta, n, in.sigma, max_gap, cand, starts);
     bool found = false;
     double best = 0.0, ss = 0.0, os = 0.0;
@@ -448,7 +482,7 @@ inline LinkOutput link_one(const LinkInput& in) {
         if (len <= min_len) continue;
         std::vector<int64_t> kept = keep_distinct(cand.data() + starts[g], len, in.frame_ids);
         if (kept.size() < 2) continue;
-        viterbi_pair(in, geo, kept, w, sp, ss, op, os);
+        link_segment(kept, sp, ss, op, os);
         const double score = (ss + os) / 2.0;
         if (!found || score > best) {
             found = true;
@@ -477,7 +511,7 @@ inline LinkOutput link_one(const LinkInput& in) {
             }
         }
         if (out.kept.size() >= 2) {
-            viterbi_pair(in, geo, out.kept, w, out.sub_path, out.sub_score, out.obj_path, out.obj_score);
+            link_segment(out.kept, out.sub_path, out.sub_score, out.obj_path, out.obj_score);
         } else {
             const int64_t i = out.kept[0];
             out.sub_path = {first_argmax(in.alpha_s + i * m, m)};

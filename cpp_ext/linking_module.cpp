@@ -91,11 +91,13 @@ py::list link_many_py(const f64& boxes, const f64& alpha_s, const f64& alpha_o, 
     std::vector<vrgv::LinkOutput> outs(static_cast<size_t>(s.r));
     {
         py::gil_scoped_release release;
+        vrgv::detail::Geometry geo;  // the video's boxes, shared read-only by all relations and threads
+        geo.fill_all(boxes.data(), s.n, s.m, vrgv::detail::kLanes);
         const auto run = [&](int64_t k) {
             vrgv::LinkInput in{boxes.data(), alpha_s.data() + k * s.n * s.m, alpha_o.data() + k * s.n * s.m,
                                beta.data() + k * s.n, frame_ids.data(), s.n, s.m, num_frames, sigma, iou_weight,
                                strict};
-            outs[static_cast<size_t>(k)] = vrgv::link_one(in);
+            outs[static_cast<size_t>(k)] = vrgv::link_one(in, &geo);
         };
         int64_t workers = threads > 0 ? threads : static_cast<int64_t>(std::thread::hardware_concurrency());
         workers = std::max<int64_t>(1, std::min<int64_t>(workers, s.r));

@@ -1,5 +1,6 @@
 // A/B timing of two versions of cpp_ext/linking_core.hpp in one process (the `worst` case of
-// bench_linking.py: N=120, M=40, all frames above sigma, near-uniform attention; random boxes).
+// bench_linking.py: N=120, M=40, all frames above sigma, near-uniform attention; random boxes; or with the
+// argument `full`, the same with peaked attention).
 // Each version runs 150 calls per round, alternating over 15 rounds; it prints the minimum over rounds of
 // each version's median, and whether both versions return the same paths and scores.
 // Built and run by ab.sh. Headers are included inside namespaces, so every system header they use must be
@@ -41,7 +42,9 @@ double round_median(const In& in, F f, int reps) {
     return times[times.size() / 2] + 0.0 * checksum;
 }
 
-int main() {
+int main(int argc, char** argv) {
+    // argv[1]: "worst" (default: near-uniform attention) or "full" (peaked: Dirichlet(0.3) per frame, like a softmax)
+    const bool peaked = argc > 1 && std::strcmp(argv[1], "full") == 0;
     const int64_t n = 120, m = 40, num_frames = 1200;
     std::mt19937_64 gen(0);
     std::uniform_real_distribution<double> u(0, 1);
@@ -55,6 +58,15 @@ int main() {
         boxes[4 * i + 3] = y + h;
         alpha_s[i] = 1.0 / m + 1e-4 * u(gen);
         alpha_o[i] = 1.0 / m + 1e-4 * u(gen);
+    }
+    if (peaked) {
+        std::gamma_distribution<double> g03(0.3, 1.0);
+        for (auto* a : {&alpha_s, &alpha_o})
+            for (int64_t f = 0; f < n; ++f) {
+                double total = 0.0;
+                for (int64_t j = 0; j < m; ++j) total += ((*a)[f * m + j] = g03(gen));
+                for (int64_t j = 0; j < m; ++j) (*a)[f * m + j] /= total;
+            }
     }
     for (int64_t i = 0; i < n; ++i) {  // every frame above sigma
         beta[i] = 0.05 + 0.15 * u(gen);
