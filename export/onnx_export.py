@@ -97,8 +97,12 @@ class RelationGraph(nn.Module):
         return tuple(self.model.attend(region_emb, query_ids))
 
 
-def export_encoder(model: nn.Module, out_dir: Path, *, opset: int = 17, exporter: str = "auto") -> dict[str, Path]:
+def export_encoder(model: nn.Module, out_dir: Path, *, opset: int = 17, exporter: str = "auto",
+                   embed_chunk_bytes: int = EMBED_CHUNK_BYTES) -> dict[str, Path]:
     """Write ``encoder_video.onnx`` and ``encoder_relation.onnx`` into ``out_dir``, each checked.
+
+    ``embed_chunk_bytes``: the video graph embeds whole frames in chunks whose [rows, E] float32 tensors take at
+    most this much (``frames_per_chunk``); the default suits a 2 MB L2 cache.
 
     ``exporter``: "dynamo" (torch.export), "torchscript", or "auto" (dynamo, then TorchScript). A candidate
     graph is kept only if it passes ``onnx.checker`` and reproduces the module on the example inputs and
@@ -121,7 +125,7 @@ def export_encoder(model: nn.Module, out_dir: Path, *, opset: int = 17, exporter
     ids = torch.tensor([[4, 5, 0, 0, 6], [7, 8, 9, 0, 4], [5, 6, 7, 8, 9]], dtype=torch.int64)
     ids = torch.where(ids > 0, 4 + ids % max(1, int(model.config.vocab_size) - 4), ids)
     return {
-        "video": _export(VideoGraph(model, frames_per_chunk(s)), (boxes, feats), out_dir / VIDEO_FILE, VIDEO_INPUTS, VIDEO_OUTPUTS,
+        "video": _export(VideoGraph(model, frames_per_chunk(s, embed_chunk_bytes)), (boxes, feats), out_dir / VIDEO_FILE, VIDEO_INPUTS, VIDEO_OUTPUTS,
                          opset, None, order),
         "relation": _export(RelationGraph(model), (emb, ids), out_dir / RELATION_FILE, RELATION_INPUTS,
                             RELATION_OUTPUTS, opset, "R", order),

@@ -18,7 +18,8 @@ from _export_helpers import small_model  # noqa: E402
 from vrgv.bundle import Bundle  # noqa: E402
 from vrgv.errors import BackendError, BundleError, ConfigError  # noqa: E402
 from vrgv.export import export_bundle  # noqa: E402
-from vrgv.export.onnx_export import export_encoder, simplify  # noqa: E402
+from vrgv.export.onnx_export import (EncoderShapes, VideoGraph, export_encoder, frames_per_chunk,  # noqa: E402
+                                     simplify)
 from vrgv.export.parity import check_parity  # noqa: E402
 
 torch.set_num_threads(1)
@@ -275,3 +276,31 @@ def test_duplicate_casts_of_older_fp16_converters_are_merged():
     onnx.checker.check_model(onnx.helper.make_model(graph), full_check=True)
     with pytest.raises(BundleError, match="two different nodes writing 'x_cast_to_fp32'"):
         _merge_duplicate_producers(_cast_graph(TensorProto.DOUBLE))
+
+
+def test_frames_per_chunk_keeps_one_chunk_tensor_within_the_budget():
+    shapes = EncoderShapes(num_samples=120, clip_length=12, num_regions=40, feature_dim=64, embed_dim=128)
+    assert frames_per_chunk(shapes) == 25  # 25 frames x 40 regions x 128 floats = 500 KiB <= 512 KiB
+    assert frames_per_chunk(shapes, chunk_bytes=1) == 1  # at least one frame
+    assert frames_per_chunk(shapes, chunk_bytes=1 << 30) == 120  # at most N
+
+
+def test_chunked_video_graph_embeds_like_the_model(tmp_path):
+    """The video graph embeds a few frames at a time (cache locality); every region's embedding is unchanged,
+    in PyTorch and in the exported graph, including a last chunk shorter than the others."""
+    import onnxruntime as ort
+
+    model, _, _ = small_model()
+    gen = torch.Generator().manual_seed(3)
+    boxes, feats = torch.rand(12, 5, 5, generator=gen), torch.rand(12, 5, 8, generator=gen)
+    with torch.no_grad():
+        want = model.embed_regions(boxes, feats)
+        got = VideoGraph(model, chunk=5)(boxes, feats)  # chunks of 5, 5 and 2 frames
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    # 320 bytes = 5 rows of E=16 floats = one frame of M=5 regions per chunk: 12 chunks
+    paths = export_encoder(model, tmp_path, embed_chunk_bytes=320)
+    graph = onnx.load(str(paths["video"])).graph
+    assert sum(node.op_type == "Gemm" for node in graph.node) == 2 * 12  # appearance and box Gemm per chunk
+    session = ort.InferenceSession(str(paths["video"]), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"boxes_norm": boxes.numpy(), "features": feats.numpy()})[0]
+    np.testing.assert_allclose(out, want.numpy(), rtol=0, atol=1e-5)
