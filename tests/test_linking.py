@@ -209,15 +209,14 @@ def test_pruned_viterbi_equals_full_search(seed, m, quantize, iou_weight) -> Non
         assert res.sub_score == score_s and res.obj_score == score_o
 
 
-@pytest.mark.skipif(not cpp_backend.screen_active(),
-                    reason="needs the C++ backend on an AVX-512 CPU (the division-free screen)")
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 40), uniform=st.booleans(), quantize=st.booleans(),
        shift=st.sampled_from([0.0, -200.0, 1e4]), iou_weight=st.sampled_from([1e-6, 0.5, 1.0, 20.0]))
-def test_cpp_screen_changes_nothing(seed, m, uniform, quantize, shift, iou_weight) -> None:
-    """The C++ Viterbi step's screen (divide only where a pair can beat max U) gives the unscreened step's paths
-    and scores bit for bit, and NumPy's: several lane blocks and padding (M up to 40), near-uniform attention
-    (the screen's regime, many near-ties), exact ties, negative and large coordinates, tiny and large weights."""
+def test_screened_viterbi_steps_change_nothing(seed, m, uniform, quantize, shift, iou_weight) -> None:
+    """The division-free screen of the C++ Viterbi step (divide only where a pair can beat max U) changes no
+    path and no score: several lane blocks and padding (M up to 40), near-uniform attention (where the screen
+    runs: many live rows and near-ties), exact ties, negative and large coordinates, tiny and large weights. Every
+    backend matches NumPy, and C++ matches itself with the screen switched off, bit for bit."""
     rng = np.random.default_rng(seed)
     n = 30
     boxes, a_s, a_o, _, _, _ = make_inputs(rng, n, m, 10 * n)
@@ -229,16 +228,19 @@ def test_cpp_screen_changes_nothing(seed, m, uniform, quantize, shift, iou_weigh
         boxes, a_s, a_o = np.round(boxes / 40) * 40, np.round(a_s * 8) / 8, np.round(a_o * 8) / 8
     fids = np.arange(n) * 3
     args = (boxes, a_s, a_o, np.ones(n), fids, 10 * n * 3)
-    screened = L.link(*args, iou_weight=iou_weight, backend="cpp")
-    previous = cpp_backend._ext._set_screen(False)
-    try:
-        plain = L.link(*args, iou_weight=iou_weight, backend="cpp")
-    finally:
-        cpp_backend._ext._set_screen(previous)
-    assert screened.sub_indices.tolist() == plain.sub_indices.tolist()
-    assert screened.obj_indices.tolist() == plain.obj_indices.tolist()
-    assert (screened.sub_score, screened.obj_score) == (plain.sub_score, plain.obj_score)
-    assert_same(screened, L.link(*args, iou_weight=iou_weight, backend="numpy"))
+    want = L.link(*args, iou_weight=iou_weight, backend="numpy")
+    for b in BACKENDS:
+        assert_same(L.link(*args, iou_weight=iou_weight, backend=b), want)
+    if cpp_backend.screen_active():
+        screened = L.link(*args, iou_weight=iou_weight, backend="cpp")
+        previous = cpp_backend._ext._set_screen(False)
+        try:
+            plain = L.link(*args, iou_weight=iou_weight, backend="cpp")
+        finally:
+            cpp_backend._ext._set_screen(previous)
+        assert screened.sub_indices.tolist() == plain.sub_indices.tolist()
+        assert screened.obj_indices.tolist() == plain.obj_indices.tolist()
+        assert (screened.sub_score, screened.obj_score) == (plain.sub_score, plain.obj_score)
 
 
 # ----------------------------------------------------------------------------------------- interpolation
