@@ -114,9 +114,9 @@ VRGV_EXACT inline double link_term(double px1, double py1, double px2p, double p
 }
 
 // Forward Viterbi step for kBlock boxes q of frame b: best[q] = max over the listed p of U[p] + lam IoU(p, q)
-// and init (-inf, or max U after the screen below), for subject and object at once. Only the maxima are kept (the argmax is recovered for the one q the path visits,
-// in backtrack_step), so the lane loop is 17 vector operations per 8 pairs, and the running maxima stay in
-// registers across p.
+// and init (-inf, or max U after the screen below), for subject and object at once. Only the maxima are kept
+// (the argmax is recovered for the one q the path visits, in backtrack_step), so the lane loop is 17 vector
+// operations per 8 pairs, and the running maxima stay in registers across p.
 template <int64_t kBlock>
 VRGV_CLONES inline void step_block(const int64_t* __restrict rows, int64_t n_rows, const double* __restrict ax1,
                                    const double* __restrict ay1, const double* __restrict ax2p,
@@ -359,7 +359,8 @@ inline void viterbi_pair(const LinkInput& in, const Geometry& g, const std::vect
         }
         int64_t* rows = w.rows.data();
         double top_s, top_o;
-        const int64_t n_live = live_rows(m, us, uo, in.alpha_s + b * m, in.alpha_o + b * m, lam, rows, top_s, top_o);
+        const int64_t n_live =
+            live_rows(m, us, uo, in.alpha_s + b * m, in.alpha_o + b * m, lam, rows, top_s, top_o);
         w.lams[t - 1] = lam;
         const double* ax1 = g.x1.data() + ao;
         const double* ay1 = g.y1.data() + ao;
@@ -367,7 +368,8 @@ inline void viterbi_pair(const LinkInput& in, const Geometry& g, const std::vect
         const double* ay2p = g.y2p.data() + ao;
         const double* aarea = g.area.data() + ao;
 #ifdef VRGV_SCREEN_AVX512
-        if (lam > 0.0 && n_live >= kScreenMinRows && screen_available()) {  // the screen needs IoU terms >= 0 (max U bounds every best[q])
+        // The screen needs IoU terms >= 0, so that max U bounds every best[q] from below.
+        if (lam > 0.0 && n_live >= kScreenMinRows && screen_available()) {
             for (int64_t p = 0; p < m; ++p) {
                 const double gp = vmin(top_s - us[p], top_o - uo[p]) * (1.0 - kScreenSlack);
                 w.gap[p] = gp;
@@ -376,13 +378,12 @@ inline void viterbi_pair(const LinkInput& in, const Geometry& g, const std::vect
             }
             int64_t* hits = w.hits.data();
             for (int64_t q0 = 0; q0 < mp; q0 += kLanes) {
-                const int64_t n_hits = screen_rows(rows, n_live, ax1, ay1, ax2p, ay2p, w.gap.data(), w.lam_gap.data(),
-                                                   w.gap_area.data(),
-                                                   bx1 + q0, by1 + q0, bx2p + q0,
-                                                   by2p + q0, barea + q0, hits);
-                step_block<kLanes>(hits, n_hits, ax1, ay1, ax2p, ay2p, aarea, us, uo, lam, bx1 + q0,
-                                   by1 + q0, bx2p + q0, by2p + q0, barea + q0,
-                                   w.cur_s.data() + q0, w.cur_o.data() + q0, g.zero, top_s, top_o);
+                const int64_t n_hits =
+                    screen_rows(rows, n_live, ax1, ay1, ax2p, ay2p, w.gap.data(), w.lam_gap.data(), w.gap_area.data(),
+                                bx1 + q0, by1 + q0, bx2p + q0, by2p + q0, barea + q0, hits);
+                step_block<kLanes>(hits, n_hits, ax1, ay1, ax2p, ay2p, aarea, us, uo, lam, bx1 + q0, by1 + q0,
+                                   bx2p + q0, by2p + q0, barea + q0, w.cur_s.data() + q0, w.cur_o.data() + q0, g.zero,
+                                   top_s, top_o);
             }
         } else
 #endif
