@@ -54,7 +54,8 @@ def main() -> None:
     feed = {"boxes_norm": boxes.numpy(), "features": feats.numpy()}
     ref = sessions[chunks[0]].run(None, feed)[0]
     for c in chunks:
-        print(f"chunk {c}: max |difference| from chunk {chunks[0]}: {np.abs(sessions[c].run(None, feed)[0] - ref).max():.2e}")
+        diff = float(np.abs(sessions[c].run(None, feed)[0] - ref).max())
+        print(f"chunk {c}: max |difference| from chunk {chunks[0]}: {diff:.2e}")
     junk = np.zeros(4 << 20, np.float32)
     medians: dict[int, list[float]] = {c: [] for c in chunks}
     for _ in range(args.rounds):

@@ -83,15 +83,16 @@ def layernorm(args: argparse.Namespace) -> None:
     rows, e = args.rows, 128
     rng = np.random.default_rng(0)
     x = rng.random((rows, e), np.float32)
-    inits = [numpy_helper.from_array(rng.random(e, np.float32), "g"), numpy_helper.from_array(rng.random(e, np.float32), "b"),
-             numpy_helper.from_array(np.ones(1, np.float32), "one"), numpy_helper.from_array(np.zeros(1, np.float32), "zero"),
-             numpy_helper.from_array(np.array([rows, 1, e], np.int64), "s3"),
-             numpy_helper.from_array(np.array([rows, e], np.int64), "s2")]
+    constants = {"g": rng.random(e, np.float32), "b": rng.random(e, np.float32), "one": np.ones(1, np.float32),
+                 "zero": np.zeros(1, np.float32), "s3": np.array([rows, 1, e], np.int64),
+                 "s2": np.array([rows, e], np.int64)}
+    inits = [numpy_helper.from_array(value, name) for name, value in constants.items()]
     xi = helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, e])
     si = helper.make_tensor_value_info("s", TensorProto.FLOAT, [rows, e])
     yo = helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, e])
     cases = {
-        "LayerNormalization": ([helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-1, epsilon=1e-5)], False),
+        "LayerNormalization": (
+            [helper.make_node("LayerNormalization", ["x", "g", "b"], ["y"], axis=-1, epsilon=1e-5)], False),
         "Identity (a copy)": ([helper.make_node("Identity", ["x"], ["y"])], False),
         "Add": ([helper.make_node("Add", ["x", "s"], ["y"])], True),
         "InstanceNormalization + Mul + Add": ([

@@ -125,8 +125,8 @@ def export_encoder(model: nn.Module, out_dir: Path, *, opset: int = 17, exporter
     ids = torch.tensor([[4, 5, 0, 0, 6], [7, 8, 9, 0, 4], [5, 6, 7, 8, 9]], dtype=torch.int64)
     ids = torch.where(ids > 0, 4 + ids % max(1, int(model.config.vocab_size) - 4), ids)
     return {
-        "video": _export(VideoGraph(model, frames_per_chunk(s, embed_chunk_bytes)), (boxes, feats), out_dir / VIDEO_FILE, VIDEO_INPUTS, VIDEO_OUTPUTS,
-                         opset, None, order),
+        "video": _export(VideoGraph(model, frames_per_chunk(s, embed_chunk_bytes)), (boxes, feats),
+                         out_dir / VIDEO_FILE, VIDEO_INPUTS, VIDEO_OUTPUTS, opset, None, order),
         "relation": _export(RelationGraph(model), (emb, ids), out_dir / RELATION_FILE, RELATION_INPUTS,
                             RELATION_OUTPUTS, opset, "R", order),
     }

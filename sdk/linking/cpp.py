@@ -24,7 +24,8 @@ def available() -> bool:
 
 def screen_active() -> bool:
     """True when the C++ Viterbi step divides only where a pair can win (an AVX-512 CPU); results are the same."""
-    return _ext is not None and bool(_ext.screen_active())
+    probe = getattr(_ext, "screen_active", None)  # absent from builds older than session 9
+    return probe is not None and bool(probe())
 
 
 def _module() -> Any:
