@@ -1,5 +1,5 @@
 """The video graph's chunk size, A/B in one process: export ``VideoGraph(model, chunk)`` for each chunk (frames
-per chunk; N = no chunking) and time them alternately with ONNX Runtime, 1 thread (encoder.md, session 9).
+per chunk; N = no chunking) and time them alternately with ONNX Runtime (encoder.md, session 9).
 
 Random regions (latency does not depend on them). ``--pollute`` writes 16 MB between timed runs, evicting the
 caches as the other work of a grounding job (decoding, the other backend in bench_encoder.py) does.
@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("--chunks", default="120,60,25,10", help="frames per chunk, comma-separated")
     parser.add_argument("--rounds", type=int, default=12, help="alternating rounds of 60 timed runs each")
     parser.add_argument("--pollute", action="store_true", help="evict the caches before every timed run")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads; above 1 without spinning, as OnnxRuntimeBackend sets them")
     args = parser.parse_args()
 
     import onnxruntime as ort
@@ -48,7 +50,9 @@ def main() -> None:
                 _export_dynamo(VideoGraph(model, c), (boxes, feats), path, ("boxes_norm", "features"),
                                ("region_emb",), 17, None)
             options = ort.SessionOptions()
-            options.intra_op_num_threads = options.inter_op_num_threads = 1
+            options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
+            if args.threads != 1:
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.graph_optimization_level = optimization_level(ort)
             sessions[c] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed = {"boxes_norm": boxes.numpy(), "features": feats.numpy()}

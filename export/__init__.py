@@ -50,17 +50,21 @@ def export_bundle(checkpoint: "str | os.PathLike | tuple", out: str | os.PathLik
                   opset: int = 17, trt: bool = False, simplify: bool = False,
                   detector: str | os.PathLike | None = None, metrics: "dict | str | os.PathLike | None" = None,
                   name: str | None = None, sigma: float | None = None, parity_sizes: tuple[int, ...] = (1, 7, 32),
-                  atol: float = 1e-4, overwrite: bool = False, command: str | None = None) -> ExportResult:
+                  atol: float = 1e-4, overwrite: bool = False, command: str | None = None,
+                  embed_chunk_bytes: int | None = None) -> ExportResult:
     """Export ``checkpoint`` (a folder from ``vrgv train``, or a ``(model, vocab, meta)`` tuple) to ``out``.
 
     ``out`` is a ``NAME.vrgv`` folder, or a ``.zip``. Raises BundleError if a graph fails
     ``onnx.checker`` or fp32 parity exceeds ``atol``; fp16 parity is measured and recorded only.
+    ``embed_chunk_bytes`` sizes the chunks of the one-thread video graph (default: ``EMBED_CHUNK_BYTES``,
+    for a 2 MB L2 cache; see ``export_encoder``).
     """
     import torch
     from safetensors.torch import save_file
 
     from vrgv.export.bundle_writer import finalize, stage_dir, write_manifest
-    from vrgv.export.onnx_export import RELATION_FILE, VIDEO_FILE, encoder_shapes, export_encoder, simplify as simp
+    from vrgv.export.onnx_export import CHUNKED_VIDEO_FILE, RELATION_FILE, VIDEO_FILE, encoder_shapes, export_encoder
+    from vrgv.export.onnx_export import simplify as simp
     from vrgv.export.onnx_export import to_fp16
     from vrgv.export.parity import check_parity
 
@@ -80,14 +84,18 @@ def export_bundle(checkpoint: "str | os.PathLike | tuple", out: str | os.PathLik
     staged = stage_dir(out)
     try:
         detector_entry = _copy_detector(detector, staged, shapes) if detector else None
-        graphs = export_encoder(model, staged, opset=opset)
+        chunking = {} if embed_chunk_bytes is None else {"embed_chunk_bytes": embed_chunk_bytes}
+        graphs = export_encoder(model, staged, opset=opset, **chunking)
         tools = sorted({simp(p) for p in graphs.values()}) if simplify else []
         parity = {"fp32": check_parity(model, vocab, graphs, sizes=parity_sizes, atol=atol).to_dict()}
         manifest_graphs = {"video": {"fp32": VIDEO_FILE}, "relation": {"fp32": RELATION_FILE}}
+        if "video_chunked" in graphs:
+            manifest_graphs["video_chunked"] = {"fp32": CHUNKED_VIDEO_FILE}
         if fp16:
-            # the video graph stays float32 (its region embeddings feed α; it runs once per video)
-            half = {"video": graphs["video"],
-                    "relation": to_fp16(graphs["relation"], graphs["relation"].with_name(RELATION_FILE[:-5] + ".fp16.onnx"))}
+            # the video graphs stay float32 (their region embeddings feed α; they run once per video)
+            relation_fp16 = graphs["relation"].with_name(RELATION_FILE[:-5] + ".fp16.onnx")
+            half = {**{g: p for g, p in graphs.items() if g != "relation"},
+                    "relation": to_fp16(graphs["relation"], relation_fp16)}
             parity["fp16"] = check_parity(model, vocab, half, precision="fp16", sizes=parity_sizes, atol=atol,
                                           strict=False).to_dict()
             for g, p in half.items():

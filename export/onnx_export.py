@@ -3,6 +3,8 @@
 ``encoder_video.onnx``: boxes_norm [N,M,5], features [N,M,D] -> region_emb [N,M,E] (N, M fixed; run once
 per video). ``encoder_relation.onnx``: region_emb [N,M,E], query_ids i64 [R,5] -> alpha_s, alpha_o [R,N,M],
 beta1 [R,N], beta2 [R,H] with R dynamic; the word-vector table is an initializer inside this graph.
+``encoder_video.chunked.onnx``: the video graph computed a few frames at a time, faster on one CPU thread and
+slower on several (encoder.md, session 9); ONNX Runtime picks it when it runs on one thread.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from vrgv.errors import BundleError, ConfigError
 log = logging.getLogger(__name__)
 
 VIDEO_FILE = "encoder_video.onnx"
+CHUNKED_VIDEO_FILE = "encoder_video.chunked.onnx"
 RELATION_FILE = "encoder_relation.onnx"
 MAX_R = 4096  # upper bound given to torch.export for the dynamic relation batch
 
@@ -99,10 +102,12 @@ class RelationGraph(nn.Module):
 
 def export_encoder(model: nn.Module, out_dir: Path, *, opset: int = 17, exporter: str = "auto",
                    embed_chunk_bytes: int = EMBED_CHUNK_BYTES) -> dict[str, Path]:
-    """Write ``encoder_video.onnx`` and ``encoder_relation.onnx`` into ``out_dir``, each checked.
+    """Write ``encoder_video.onnx`` and ``encoder_relation.onnx`` into ``out_dir``, each checked, and
+    ``encoder_video.chunked.onnx`` (key "video_chunked") when it differs from the plain video graph.
 
-    ``embed_chunk_bytes``: the video graph embeds whole frames in chunks whose [rows, E] float32 tensors take at
-    most this much (``frames_per_chunk``); the default suits a 2 MB L2 cache.
+    ``embed_chunk_bytes``: the chunked video graph embeds whole frames in chunks whose [rows, E] float32 tensors
+    take at most this much (``frames_per_chunk``); the default suits a 2 MB L2 cache. A chunk of all N frames
+    means no chunked graph.
 
     ``exporter``: "dynamo" (torch.export), "torchscript", or "auto" (dynamo, then TorchScript). A candidate
     graph is kept only if it passes ``onnx.checker`` and reproduces the module on the example inputs and
@@ -124,12 +129,17 @@ def export_encoder(model: nn.Module, out_dir: Path, *, opset: int = 17, exporter
     # varied token ids with 1-3 predicate words (0-padded), like Vocabulary.encode_query output
     ids = torch.tensor([[4, 5, 0, 0, 6], [7, 8, 9, 0, 4], [5, 6, 7, 8, 9]], dtype=torch.int64)
     ids = torch.where(ids > 0, 4 + ids % max(1, int(model.config.vocab_size) - 4), ids)
-    return {
-        "video": _export(VideoGraph(model, frames_per_chunk(s, embed_chunk_bytes)), (boxes, feats),
-                         out_dir / VIDEO_FILE, VIDEO_INPUTS, VIDEO_OUTPUTS, opset, None, order),
+    graphs = {
+        "video": _export(VideoGraph(model), (boxes, feats), out_dir / VIDEO_FILE, VIDEO_INPUTS, VIDEO_OUTPUTS,
+                         opset, None, order),
         "relation": _export(RelationGraph(model), (emb, ids), out_dir / RELATION_FILE, RELATION_INPUTS,
                             RELATION_OUTPUTS, opset, "R", order),
     }
+    chunk = frames_per_chunk(s, embed_chunk_bytes)
+    if chunk < s.num_samples:
+        graphs["video_chunked"] = _export(VideoGraph(model, chunk), (boxes, feats), out_dir / CHUNKED_VIDEO_FILE,
+                                          VIDEO_INPUTS, VIDEO_OUTPUTS, opset, None, order)
+    return graphs
 
 
 def _export(module: nn.Module, args: tuple, path: Path, inputs: tuple[str, ...], outputs: tuple[str, ...],

@@ -68,6 +68,8 @@ def check_parity(model: nn.Module, vocab: Vocabulary, graphs: dict[str, Path], *
     options.intra_op_num_threads = 1
     options.graph_optimization_level = optimization_level(ort)
     video = ort.InferenceSession(str(graphs["video"]), options, providers=["CPUExecutionProvider"])
+    chunked = (ort.InferenceSession(str(graphs["video_chunked"]), options, providers=["CPUExecutionProvider"])
+               if "video_chunked" in graphs else None)
     relation = ort.InferenceSession(str(graphs["relation"]), options, providers=["CPUExecutionProvider"])
     report = ParityReport(precision, atol)
     for r in sizes:
@@ -80,6 +82,9 @@ def check_parity(model: nn.Module, vocab: Vocabulary, graphs: dict[str, Path], *
         # feed the same embeddings to both sides so relation-graph errors are measured in isolation
         out = relation.run(list(RELATION_OUTPUTS), {"region_emb": emb_t.numpy(), "query_ids": ids})
         errors = {"region_emb": float(np.abs(emb_o - emb_t.numpy()).max())}
+        if chunked is not None:
+            (emb_c,) = chunked.run(None, {"boxes_norm": boxes, "features": feats})
+            errors["region_emb_chunked"] = float(np.abs(emb_c - emb_t.numpy()).max())
         for name, a, b in zip(RELATION_OUTPUTS, out, ref):
             if a.shape != b.shape:
                 raise BundleError(f"{graphs['relation'].name}: output {name} has shape {list(a.shape)} for "

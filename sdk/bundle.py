@@ -32,6 +32,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SUFFIX = ".vrgv"
 GRAPHS = ("video", "relation")
+#: graphs a bundle may add: "video_chunked" embeds a few frames at a time (faster on one CPU thread)
+OPTIONAL_GRAPHS = ("video_chunked",)
 PRECISIONS = ("fp32", "fp16")
 MAX_UNZIPPED_BYTES = 4 << 30  # refuse zip bombs; a real bundle is tens of MB
 _REQUIRED = ("format_version", "model", "num_samples", "clip_length", "num_regions", "feature_dim",
@@ -123,8 +125,9 @@ class Manifest:
         if not 0.0 <= float(self.sigma) <= 1.0:
             raise BundleError(f"{MANIFEST}: sigma must lie in [0, 1], got {self.sigma!r}")
         for graph, variants in self.graphs.items():
-            if graph not in GRAPHS or not isinstance(variants, dict) or "fp32" not in variants:
-                raise BundleError(f"{MANIFEST}: graphs must map {list(GRAPHS)} to {{'fp32': file, 'fp16'?: file}}, "
+            if graph not in GRAPHS + OPTIONAL_GRAPHS or not isinstance(variants, dict) or "fp32" not in variants:
+                raise BundleError(f"{MANIFEST}: graphs must map {list(GRAPHS)} (and optionally "
+                                  f"{list(OPTIONAL_GRAPHS)}) to {{'fp32': file, 'fp16'?: file}}, "
                                   f"got {graph!r}: {variants!r}; re-export the bundle")
             for precision, name in variants.items():
                 if precision not in PRECISIONS or name not in self.files:
@@ -267,10 +270,11 @@ class Bundle:
         return self._resolve(name)
 
     def graph(self, graph: str, precision: str = "fp32") -> Path:
-        """The ONNX file of ``graph`` ("video" or "relation") at ``precision`` ("fp32" or "fp16")."""
+        """The ONNX file of ``graph`` ("video", "relation" or "video_chunked") at ``precision`` ("fp32" or "fp16")."""
         variants = self.manifest.graphs.get(graph)
         if variants is None:
-            raise BundleError(f"bundle {str(self.source)!r} has no {graph!r} graph; expected one of {list(GRAPHS)}")
+            raise BundleError(f"bundle {str(self.source)!r} has no {graph!r} graph; it has "
+                              f"{sorted(self.manifest.graphs)}")
         if precision not in variants:
             raise BundleError(f"bundle {str(self.source)!r} has no {precision} {graph} graph (has "
                               f"{sorted(variants)}); re-export with `vrgv export --fp16` or use precision='fp32'")

@@ -299,8 +299,27 @@ def test_chunked_video_graph_embeds_like_the_model(tmp_path):
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
     # 320 bytes = 5 rows of E=16 floats = one frame of M=5 regions per chunk: 12 chunks
     paths = export_encoder(model, tmp_path, embed_chunk_bytes=320)
-    graph = onnx.load(str(paths["video"])).graph
-    assert sum(node.op_type == "Gemm" for node in graph.node) == 2 * 12  # appearance and box Gemm per chunk
-    session = ort.InferenceSession(str(paths["video"]), providers=["CPUExecutionProvider"])
-    out = session.run(None, {"boxes_norm": boxes.numpy(), "features": feats.numpy()})[0]
-    np.testing.assert_allclose(out, want.numpy(), rtol=0, atol=1e-5)
+    for key, gemms in (("video", 2), ("video_chunked", 2 * 12)):  # appearance and box Gemm per chunk
+        graph = onnx.load(str(paths[key])).graph
+        assert sum(node.op_type == "Gemm" for node in graph.node) == gemms
+        session = ort.InferenceSession(str(paths[key]), providers=["CPUExecutionProvider"])
+        out = session.run(None, {"boxes_norm": boxes.numpy(), "features": feats.numpy()})[0]
+        np.testing.assert_allclose(out, want.numpy(), rtol=0, atol=1e-5)
+    assert "video_chunked" not in export_encoder(model, tmp_path / "whole")  # N=12 frames fit one chunk
+
+
+def test_onnxruntime_runs_the_chunked_video_graph_on_one_thread_only(tmp_path):
+    """The bundle carries both video graphs; ONNX Runtime takes the chunked one on one CPU thread (faster there)
+    and the plain one on several (faster there), with the same embeddings; parity covers both."""
+    from vrgv.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    model, vocab, meta = small_model()
+    result = export_bundle((model, vocab, meta), tmp_path / "chunked.vrgv", embed_chunk_bytes=320)
+    bundle = Bundle.load(result.path)
+    assert bundle.manifest.graphs["video_chunked"] == {"fp32": "encoder_video.chunked.onnx"}
+    assert all("region_emb_chunked" in errors for errors in result.parity["fp32"]["per_batch"].values())
+    one, two = OnnxRuntimeBackend(bundle, threads=1), OnnxRuntimeBackend(bundle, threads=2)
+    assert (one.video_graph, two.video_graph) == ("video_chunked", "video")
+    rng = np.random.default_rng(1)
+    boxes, feats = rng.random((12, 5, 5), dtype=np.float32), rng.random((12, 5, 8), dtype=np.float32)
+    np.testing.assert_allclose(one.embed(boxes, feats), two.embed(boxes, feats), rtol=0, atol=1e-6)

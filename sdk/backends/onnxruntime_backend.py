@@ -87,14 +87,19 @@ class OnnxRuntimeBackend(Backend):
             "trt_profile_opt_shapes": f"region_emb:{n}x{m}x{e},query_ids:{opt}x5",
             "trt_profile_max_shapes": f"region_emb:{n}x{m}x{e},query_ids:{hi}x5",
         }
-        self._video = self._session(ort, "video", options,
+        # On one CPU thread the chunked video graph keeps each chunk in L2 cache and is faster; on several threads
+        # its many small ops cost more in hand-offs than they save (encoder.md, session 9).
+        self.video_graph = ("video_chunked" if threads == 1 and self.device == "cpu"
+                            and "video_chunked" in bundle.manifest.graphs else "video")
+        self._video = self._session(ort, self.video_graph, options,
                                     select_providers(self.device, available, trt_options=trt_common))
         self._relation = self._session(ort, "relation", options,
                                        select_providers(self.device, available, trt_options=trt_relation))
         self.providers = list(self._relation.get_providers())
         video_active = list(self._video.get_providers())
-        log.info("onnxruntime %s: active providers video=%s relation=%s (requested device=%s, available=%s)",
-                 ort.__version__, video_active, self.providers, self.device, available)
+        log.info("onnxruntime %s: active providers video=%s relation=%s (requested device=%s, available=%s); "
+                 "video graph %s", ort.__version__, video_active, self.providers, self.device, available,
+                 self.video_graph)
         if self.device == "cuda":
             for graph, active in (("video", video_active), ("relation", self.providers)):
                 if not any(p in GPU_EPS for p in active):
