@@ -115,6 +115,9 @@ def export_encoder(model: nn.Module, out_dir: Path, *, opset: int = 17, exporter
     """
     if not 14 <= opset <= 23:
         raise ConfigError(f"opset {opset} is unsupported; use 14..23 (default 17)")
+    if isinstance(embed_chunk_bytes, bool) or not isinstance(embed_chunk_bytes, int) or embed_chunk_bytes < 1:
+        raise ConfigError(f"embed_chunk_bytes must be a positive number of bytes, got {embed_chunk_bytes!r} "
+                          f"(default {EMBED_CHUNK_BYTES}; `--embed-chunk-kib` in the CLI)")
     if exporter not in ("auto", "torchscript", "dynamo"):
         raise ConfigError(f"exporter {exporter!r} is unknown; use 'auto', 'torchscript' or 'dynamo'")
     order = {"auto": ["dynamo", "torchscript"],

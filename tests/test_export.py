@@ -308,6 +308,20 @@ def test_chunked_video_graph_embeds_like_the_model(tmp_path):
     assert "video_chunked" not in export_encoder(model, tmp_path / "whole")  # N=12 frames fit one chunk
 
 
+def test_bad_embed_chunk_size_is_a_clear_error(tmp_path, capsys):
+    model, _, _ = small_model()
+    with pytest.raises(ConfigError, match="embed_chunk_bytes must be a positive"):
+        export_encoder(model, tmp_path, embed_chunk_bytes=0)
+    from vrgv.cli import main
+    from vrgv.training.checkpoint import save_checkpoint
+
+    save_checkpoint(*small_model()[:2], tmp_path / "ckpt", {"command": "pytest"})
+    out = tmp_path / "b.vrgv"
+    assert main(["export", "--checkpoint", str(tmp_path / "ckpt"), "--out", str(out), "--embed-chunk-kib", "-1"]) == 2
+    assert "embed_chunk_bytes must be a positive" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_onnxruntime_runs_the_chunked_video_graph_on_one_thread_only(tmp_path):
     """The bundle carries both video graphs; ONNX Runtime takes the chunked one on one CPU thread (faster there)
     and the plain one on several (faster there), with the same embeddings; parity covers both."""

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", help="JSON file of evaluation metrics to record in the manifest")
     parser.add_argument("--name", help="bundle name (default: from --out)")
     parser.add_argument("--sigma", type=float, help="temporal attention threshold (default: checkpoint's, or 0.04)")
+    parser.add_argument("--embed-chunk-kib", type=int, metavar="KIB",
+                        help="size of one chunk of the one-thread video graph (encoder_video.chunked.onnx) in KiB; "
+                             "default 512, for a 2 MB L2 cache; at least N frames' worth writes no chunked graph")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -40,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint, args.out, fp16=args.fp16, opset=args.opset, trt=args.trt, simplify=args.simplify,
         detector=args.detector, metrics=args.metrics, name=args.name, sigma=args.sigma,
         overwrite=args.overwrite, command=" ".join(["vrgv", *sys.argv[1:]]) if sys.argv else None,
+        embed_chunk_bytes=None if args.embed_chunk_kib is None else args.embed_chunk_kib * 1024,
     )
     if args.json:
         print(json.dumps({"bundle": str(result.path), "files": result.files, "parity": result.parity}, indent=2))
