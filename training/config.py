@@ -71,6 +71,14 @@ class ModelConfig:
     region_mil_weight: float = 0.0
     num_objects: int = 0  # set from the vocabulary when region_mil_weight > 0
     clip_entropy_weight: float = 0.0  # penalty on the entropy of β2, so σ = 0.04 can cut segments (β2 ≥ 0.1 if flat)
+    # temporal head (a deviation, off by default; vrgv.training.temporal_head): a per-frame predicate classifier on the
+    # attended pair's geometry, fitted after training by top-k multiple-instance learning on the weak labels. With it
+    # ``attend`` returns the head's smoothed firing map for the query's predicate, divided by its maximum, as β1 and
+    # zeros as β2, and linking thresholds that curve (σ in the checkpoint's meta, 0.5: half the peak)
+    temporal_head: bool = False
+    temporal_head_hidden: int = 64
+    temporal_head_smooth: int = 9  # odd box-filter width (sampled frames) applied to the firing map
+    temporal_head_topk: float = 0.2  # fraction of frames whose mean score is a bag's score (the shortest instance)
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -87,6 +95,16 @@ class ModelConfig:
             )
         if self.temporal_mil_weight > 0 and self.num_predicates <= 0:
             raise ConfigError("ModelConfig.temporal_mil_weight > 0 needs num_predicates (the vocabulary's predicate count)")
+        if self.temporal_head and not (self.uses_predicate and self.temporal_attention):
+            raise ConfigError(f"ModelConfig.temporal_head localizes the query's predicate in time; variant {self.variant!r} "
+                              f"has no predicate or no temporal attention, so set temporal_head to false")
+        if self.temporal_head and self.num_predicates <= 0:
+            raise ConfigError("ModelConfig.temporal_head needs num_predicates (the vocabulary's predicate count)")
+        if self.temporal_head_hidden <= 0 or self.temporal_head_smooth <= 0 or self.temporal_head_smooth % 2 == 0:
+            raise ConfigError(f"ModelConfig.temporal_head_hidden must be positive and temporal_head_smooth a positive odd "
+                              f"number, got {self.temporal_head_hidden} and {self.temporal_head_smooth}")
+        if not 0.0 < float(self.temporal_head_topk) <= 1.0:
+            raise ConfigError(f"ModelConfig.temporal_head_topk must lie in (0, 1], got {self.temporal_head_topk!r}")
         if self.region_mil_weight > 0 and self.num_objects <= 0:
             raise ConfigError("ModelConfig.region_mil_weight > 0 needs num_objects (the vocabulary's object count)")
         for name in ("word_aux_weight", "temporal_aux_weight", "temporal_mil_weight", "region_mil_weight",

@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--videos", help="folder of videos (built-in extractor, cached)")
     src.add_argument("--simulate-regions", action="store_true", help="simulate regions from the annotated boxes")
     p.add_argument("--sim-seed", type=int, default=1, help="simulation seed (keep it different from training)")
-    p.add_argument("--sigma", type=float, default=0.04, help="temporal attention threshold σ (paper: 0.04)")
+    p.add_argument("--sigma", type=float, default=None,
+                   help="linking threshold σ on β (default: the checkpoint's, else the paper's 0.04)")
     p.add_argument("--iou-weight", type=float, default=1.0, help="λ of eq. 12; 0 = vRGV* (greedy linking)")
     p.add_argument("--tiou", type=float, default=0.5)
     p.add_argument("--threads", type=int, default=2)
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         model, vocab, meta = load_checkpoint(args.checkpoint)
+        if args.sigma is None:
+            args.sigma = float(meta.get("sigma", 0.04))
         anns = load_annotations(args.annotations)
         c = model.config
         sim = SimulationConfig(num_samples=c.num_frames, num_regions=c.num_regions, feature_dim=c.feature_dim,

@@ -53,6 +53,38 @@ class DotAttention(nn.Module):
         return torch.softmax(scores, dim=-1)
 
 
+class TemporalHead(nn.Module):
+    """Per-frame predicate classifier on the attended pair's geometry (``pair_geometry_features``), fitted after
+    training by top-k multiple-instance learning (:mod:`vrgv.training.temporal_head`). At inference it scores only
+    the query's predicate, found by matching the query's predicate tokens against ``predicate_tokens``."""
+
+    def __init__(self, hidden: int, num_predicates: int) -> None:
+        super().__init__()
+        self.hidden = nn.Sequential(nn.Linear(GEOMETRY_DIM, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.out = nn.Linear(hidden, num_predicates)
+        self.register_buffer("mean", torch.zeros(GEOMETRY_DIM))  # geometry normalisation, set by the fit
+        self.register_buffer("std", torch.ones(GEOMETRY_DIM))
+        self.register_buffer("predicate_tokens", torch.zeros(num_predicates, QUERY_LEN - 2, dtype=torch.int64))
+
+    def scores(self, geometry: Tensor) -> Tensor:
+        """geometry [B,N,27] -> logits [B,N,P] of every predicate (the fit's bag scores come from these)."""
+        return self.out(self.hidden((geometry - self.mean) / self.std))
+
+    def firing(self, geometry: Tensor, predicate_ids: Tensor, smooth: int) -> Tensor:
+        """σ(logit of the query's predicate) per frame, box-filtered over ``smooth`` frames and divided by its
+        maximum: geometry [R,N,27], predicate token ids [R,3] -> [R,N] in [0, 1]. A predicate the head does not
+        know matches no row and gives the flat curve σ(0) (every frame)."""
+        match = (predicate_ids.unsqueeze(1) == self.predicate_tokens.unsqueeze(0)).to(geometry.dtype).prod(-1)  # [R,P]
+        weight = torch.matmul(match, self.out.weight)  # [R,h]: the own predicate's output row
+        bias = torch.matmul(match, self.out.bias.unsqueeze(-1))  # [R,1]
+        hidden = self.hidden((geometry - self.mean) / self.std)  # [R,N,h]
+        fire = torch.sigmoid(torch.matmul(hidden, weight.unsqueeze(-1)).squeeze(-1) + bias)  # [R,N]
+        # mean over the frames inside the video (the window shrinks at its ends, so they are not pulled down)
+        smoothed = F.avg_pool1d(fire.unsqueeze(1), smooth, stride=1, padding=smooth // 2,
+                                count_include_pad=False).squeeze(1)
+        return smoothed / smoothed.amax(-1, keepdim=True).clamp(min=1e-6)
+
+
 class VRGVModel(nn.Module):
     """Weakly supervised visual relation grounding by reconstruction (Xiao et al., ECCV 2020)."""
 
@@ -130,6 +162,9 @@ class VRGVModel(nn.Module):
                 self.predicate_mil = nn.Linear(2 * E, c.num_predicates)
         if c.region_mil_weight > 0:  # training-only head: which object category each region shows
             self.region_cls = nn.Linear(E, c.num_objects)
+        if c.temporal_head:  # its own random draw: adding the head leaves the rest of training unchanged
+            with torch.random.fork_rng(devices=[]):
+                self.temporal_head = TemporalHead(c.temporal_head_hidden, c.num_predicates)
         self.drop = nn.Dropout(c.dropout)
 
     # ------------------------------------------------------------------------------------------
@@ -137,8 +172,8 @@ class VRGVModel(nn.Module):
     # ------------------------------------------------------------------------------------------
     def embed_regions(self, boxes_norm: Tensor, features: Tensor) -> Tensor:
         """f(B) for every region: boxes_norm [..., M, 5], features [..., M, D] -> [..., M, E] (with
-        ``pair_geometry`` the normalised box rides along: [..., M, E + 5])."""
-        if self.config.pair_geometry:
+        ``pair_geometry`` or ``temporal_head`` the normalised box rides along: [..., M, E + 5])."""
+        if self.config.pair_geometry or self.config.temporal_head:
             return torch.cat([self._embed(boxes_norm, features), boxes_norm], dim=-1)
         return self._embed(boxes_norm, features)
 
@@ -159,7 +194,14 @@ class VRGVModel(nn.Module):
         c = self.config
         if c.spatial_scoring != "dot" or c.pair_geometry:
             out = self._encode(region_emb.unsqueeze(0), query_ids)
+            if c.temporal_head:
+                box = region_emb[..., c.region_dim:]
+                b_s, b_o = torch.matmul(out["alpha_s"].transpose(0, 1), box), torch.matmul(out["alpha_o"].transpose(0, 1), box)
+                return (out["alpha_s"], out["alpha_o"], *self.head_betas(b_s.transpose(0, 1), b_o.transpose(0, 1), query_ids))
             return out["alpha_s"], out["alpha_o"], out["beta1"], out["beta2"]
+        region_box = None
+        if c.temporal_head:
+            region_emb, region_box = region_emb[..., : c.region_dim], region_emb[..., c.region_dim:]
         N, M, E = region_emb.shape
         R = query_ids.shape[0]
         q, f_rel = self._queries(query_ids)  # [R,2,E] (subject, object), [R,H]
@@ -196,7 +238,18 @@ class VRGVModel(nn.Module):
             beta1 = f_rel.new_ones(R, N) / float(N)
             beta2 = f_rel.new_ones(R, c.num_clips) / float(c.num_clips)
         alpha_so = alpha.reshape(N, R, 2, M).permute(2, 1, 0, 3)  # [2,R,N,M]
+        if region_box is not None:  # the temporal head's curve replaces the attention for linking
+            boxes = torch.matmul(alpha, region_box).reshape(N, R, 2, -1).permute(2, 1, 0, 3)  # [2,R,N,5]
+            beta1, beta2 = self.head_betas(boxes[0], boxes[1], query_ids)
         return alpha_so[0], alpha_so[1], beta1, beta2
+
+    def head_betas(self, box_s: Tensor, box_o: Tensor, query_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """``attend``'s β with ``temporal_head``: the head's curve for the query's predicate on the α-pooled
+        boxes [R,N,5] as β1 [R,N], zeros as β2 [R,H] (so β = β1 and σ thresholds a fraction of its peak)."""
+        c = self.config
+        beta1 = self.temporal_head.firing(pair_geometry_features(box_s, box_o), query_ids[:, 1:QUERY_LEN - 1],
+                                          c.temporal_head_smooth)
+        return beta1, beta1.new_zeros(beta1.shape[0], c.num_clips)
 
     # ------------------------------------------------------------------------------------------
     # training
@@ -370,7 +423,7 @@ class VRGVModel(nn.Module):
         ``video_index[r]``, or with ``video_index=None`` the single video (V=1) broadcast over R."""
         c = self.config
         g_s, g_p, g_o = self._words(query_ids)
-        if c.pair_geometry:
+        if c.pair_geometry or c.temporal_head:
             region_emb, region_box = region_emb[..., : c.region_dim], region_emb[..., c.region_dim:]
         # spatial attention (eqs. 3-4)
         if c.spatial_scoring == "dot":

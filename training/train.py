@@ -58,10 +58,14 @@ def build_model_config(store: dict[str, VideoRegions], vocab: Vocabulary, table:
     first = next(iter(store.values()))
     n, m, d = first.features.shape
     base = dict(vocab_size=len(vocab), feature_dim=d, word_dim=table.dim, num_frames=n, num_regions=m)
-    if float(overrides.get("temporal_mil_weight", 0.0)) > 0:
+    if float(overrides.get("temporal_mil_weight", 0.0)) > 0 or overrides.get("temporal_head", False):
         base["num_predicates"] = len(vocab.predicates)
     if float(overrides.get("region_mil_weight", 0.0)) > 0:
         base["num_objects"] = len(vocab.objects)
+    if overrides.get("temporal_head") and overrides.get("variant") in ("cooccurrence", "no_temporal"):
+        log.info("temporal head off: variant %s has no predicate or no temporal attention to replace",
+                 overrides["variant"])
+        overrides = {**overrides, "temporal_head": False}
     for key in ("vocab_size", "feature_dim", "word_dim", "num_frames", "num_regions"):
         if key in overrides and overrides[key] != base[key]:
             raise ConfigError(f"model.{key}={overrides[key]} contradicts the data ({key}={base[key]}); remove it")
@@ -160,6 +164,11 @@ def train(samples: Sequence[Sample], store: dict[str, VideoRegions], vocab: Voca
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    if model_cfg.temporal_head:  # fitted on the frozen best encoder, from the training videos' labels only
+        from vrgv.training.temporal_head import fit_temporal_head
+
+        record = fit_temporal_head(model, vocab, train_set, store, seed=cfg.seed)
+        meta.update(sigma=record["sigma"], temporal_head=record)
     result.seconds = time.perf_counter() - start
     result.peak_memory_mb = peak_memory_mb()
     if out is not None:

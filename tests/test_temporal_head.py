@@ -1,0 +1,165 @@
+"""The temporal head (``ModelConfig.temporal_head``): its curve at inference, its fit from weak labels, export."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from test_model import D, L, M, N, QUERIES, make_model, small_config, video  # noqa: E402
+from vrgv.errors import ConfigError  # noqa: E402
+from vrgv.training.config import ModelConfig  # noqa: E402
+from vrgv.training.data import Sample, VideoRegions  # noqa: E402
+from vrgv.training.model import pair_geometry_features  # noqa: E402
+from vrgv.training.temporal_head import (  # noqa: E402
+    HEAD_SIGMA, fit_temporal_head, geometry_bags, predicate_token_table, with_temporal_head,
+)
+from vrgv.vocab import Vocabulary  # noqa: E402
+
+VOCAB = Vocabulary.default()
+P = len(VOCAB.predicates)
+
+
+def head_model(seed: int = 0, **kw):
+    model = make_model(seed=seed, temporal_head=True, num_predicates=P, **{"spatial_scoring": "dot", **kw})
+    with torch.no_grad():
+        model.temporal_head.predicate_tokens.copy_(torch.from_numpy(predicate_token_table(VOCAB)))
+        for p in model.temporal_head.parameters():
+            p.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(seed))
+    return model
+
+
+def expected_curve(model, emb: torch.Tensor, alpha_s: torch.Tensor, alpha_o: torch.Tensor, relations: list[str]):
+    """The head's curve written out with NumPy: all-predicate scores, the query's column, box filter, / max."""
+    box = emb[..., model.config.region_dim:]
+    b_s = torch.einsum("rnm,nmk->rnk", alpha_s, box)
+    b_o = torch.einsum("rnm,nmk->rnk", alpha_o, box)
+    scores = model.temporal_head.scores(pair_geometry_features(b_s, b_o)).numpy()  # [R,N,P]
+    k = model.config.temporal_head_smooth
+    out = []
+    for r, rel in enumerate(relations):
+        fire = 1.0 / (1.0 + np.exp(-scores[r, :, VOCAB.predicates.index(VOCAB.canonical(rel).predicate)]))
+        smooth = np.convolve(fire, np.ones(k), mode="same") / np.convolve(np.ones_like(fire), np.ones(k), mode="same")
+        out.append(smooth / smooth.max())
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("spatial", ["dot", "additive"])
+def test_head_curve_is_the_query_predicates_smoothed_firing_divided_by_its_peak(spatial):
+    model = head_model(seed=3, **({} if spatial == "dot" else {"spatial_scoring": "additive"}))
+    boxes, feats = video(3)
+    q = torch.from_numpy(VOCAB.encode_query(QUERIES))
+    with torch.no_grad():
+        emb = model.embed_regions(boxes[0], feats[0])
+        a_s, a_o, b1, b2 = model.attend(emb, q)
+        want = expected_curve(model, emb, a_s, a_o, QUERIES)
+    assert emb.shape == (N, M, model.config.region_dim + 5)
+    assert b1.shape == (len(QUERIES), N) and b2.shape == (len(QUERIES), N // L)
+    assert torch.all(b2 == 0)
+    np.testing.assert_allclose(b1.numpy(), want, rtol=1e-5, atol=1e-6)
+    assert np.allclose(b1.numpy().max(1), 1.0) and b1.min() >= 0
+    assert not np.allclose(want[0], want[1])  # different predicates, different curves
+
+
+def test_head_keeps_the_spatial_attention_and_an_unknown_predicate_gives_a_flat_curve():
+    plain = make_model(seed=4, spatial_scoring="dot", num_predicates=P)
+    model = with_temporal_head(plain)
+    boxes, feats = video(4)
+    q = torch.from_numpy(VOCAB.encode_query(QUERIES))
+    with torch.no_grad():
+        ref = plain.attend(plain.embed_regions(boxes[0], feats[0]), q)
+        got = model.attend(model.embed_regions(boxes[0], feats[0]), q)
+    torch.testing.assert_close(got[0], ref[0])
+    torch.testing.assert_close(got[1], ref[1])
+    # a fresh head has an all-zero predicate table: no query matches a row, so the curve is flat (link everything)
+    torch.testing.assert_close(got[2], torch.ones_like(got[2]))
+
+
+def test_config_validation_and_variants_without_a_predicate():
+    with pytest.raises(ConfigError, match="num_predicates"):
+        small_config(temporal_head=True)
+    with pytest.raises(ConfigError, match="odd"):
+        small_config(temporal_head=True, num_predicates=P, temporal_head_smooth=4)
+    with pytest.raises(ConfigError, match="temporal_head_topk"):
+        small_config(temporal_head=True, num_predicates=P, temporal_head_topk=0.0)
+    for variant in ("cooccurrence", "no_temporal"):
+        with pytest.raises(ConfigError, match="temporal_head"):
+            small_config(variant, temporal_head=True, num_predicates=P)
+    assert ModelConfig.from_dict(small_config(temporal_head=True, num_predicates=P).to_dict()).temporal_head
+
+
+def _store(seed: int = 0, videos: int = 12) -> tuple[list[Sample], dict[str, VideoRegions]]:
+    """Toy videos where region 0 is a person, region 1 a dog; in the first half of each positive video the person
+    stands left of the dog, in the second half far right. Label: person-left-dog for the positive videos."""
+    rng = np.random.default_rng(seed)
+    samples, store = [], {}
+    for v in range(videos):
+        boxes = rng.uniform(0.0, 0.3, (N, M, 5)).astype(np.float32)
+        boxes[..., 2:4] = boxes[..., :2] + 0.1
+        left = np.arange(N) < N // 2 if v % 2 == 0 else np.zeros(N, bool)
+        person_x = np.where(left, 0.2, 0.8)
+        boxes[:, 0, :4] = np.stack([person_x, np.full(N, 0.5), person_x + 0.1, np.full(N, 0.7)], -1)
+        boxes[:, 1, :4] = [0.35, 0.5, 0.45, 0.7]
+        boxes[..., 4] = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+        feats = rng.normal(size=(N, M, D)).astype(np.float32)
+        feats[:, 0, 0] += 8.0  # person appearance
+        feats[:, 1, 1] += 8.0  # dog appearance
+        vid = f"toy{v}"
+        store[vid] = VideoRegions(boxes, feats.astype(np.float16), np.arange(N, dtype=np.int64) * 2, 640, 480, 2 * N)
+        samples.append(Sample(vid, "person-left-dog" if v % 2 == 0 else "person-right-dog"))
+    return samples, store
+
+
+def test_bags_come_from_the_labels_only_and_the_fit_lowers_the_bag_loss():
+    samples, store = _store()
+    model = with_temporal_head(make_model(seed=5, spatial_scoring="dot", num_predicates=P))
+    geometry, labels = geometry_bags(model, VOCAB, samples, store)
+    assert geometry.shape == (len(samples), N, 27) and labels.shape == (len(samples), P)
+    assert labels.sum().item() == len(samples)  # one (subject, object) pair per toy video, one predicate each
+    assert labels[0, VOCAB.predicates.index("left")] == 1 and labels[1, VOCAB.predicates.index("right")] == 1
+    neg_geometry, neg_labels = geometry_bags(model, VOCAB, samples, store, negative_pairs=True)
+    assert neg_geometry.shape[0] == 2 * len(samples) and neg_labels.sum().item() == len(samples)  # dog-person: none
+    record = fit_temporal_head(model, VOCAB, samples, store, steps=150)
+    assert record["loss_last"] < 0.5 * record["loss_first"]
+    assert record["bags"] == len(samples) and record["predicates_fitted"] == 2 and record["sigma"] == HEAD_SIGMA
+    # predicates no bag names keep a zero output row: the flat curve
+    unseen = [i for i, p in enumerate(VOCAB.predicates) if p not in ("left", "right")]
+    assert torch.all(model.temporal_head.out.weight[unseen] == 0) and torch.all(model.temporal_head.out.bias[unseen] == 0)
+
+
+def test_fitted_head_checkpoint_round_trip_gives_identical_curves(tmp_path):
+    from vrgv.training.checkpoint import load_checkpoint, save_checkpoint
+
+    samples, store = _store(1, videos=6)
+    model = with_temporal_head(make_model(seed=6, spatial_scoring="dot", num_predicates=P))
+    fit_temporal_head(model, VOCAB, samples, store, steps=20)
+    save_checkpoint(model, VOCAB, tmp_path / "ck", {"sigma": HEAD_SIGMA})
+    loaded, _, meta = load_checkpoint(tmp_path / "ck")
+    vr = store["toy0"]
+    q = torch.from_numpy(VOCAB.encode_query(["person-left-dog", "person-right-dog"]))
+    with torch.no_grad():
+        outs = [m.attend(m.embed_regions(torch.from_numpy(vr.boxes_norm), torch.from_numpy(vr.features.astype(np.float32))), q)
+                for m in (model, loaded)]
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert meta["sigma"] == HEAD_SIGMA
+
+
+def test_head_exports_to_onnx_with_parity(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from _export_helpers import small_model
+
+    from vrgv.export import export_bundle
+
+    from vrgv.bundle import Bundle
+
+    model, vocab, meta = small_model(seed=7, temporal_head=True, num_predicates=P, spatial_scoring="dot")
+    with torch.no_grad():
+        model.temporal_head.predicate_tokens.copy_(torch.from_numpy(predicate_token_table(vocab)))
+        for p in model.temporal_head.parameters():
+            p.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(7))
+    result = export_bundle((model, vocab, {**meta, "sigma": HEAD_SIGMA}), tmp_path / "b.vrgv", parity_sizes=(1, 7))
+    bundle = Bundle.load(tmp_path / "b.vrgv")
+    assert bundle.manifest.sigma == HEAD_SIGMA
+    assert bundle.manifest.embed_dim == model.config.region_dim + 5
+    assert result.parity["fp32"]["max_abs_error"] <= 1e-4  # export raises above atol; the head is in the graph
