@@ -34,11 +34,13 @@ def expected_curve(model, emb: torch.Tensor, alpha_s: torch.Tensor, alpha_o: tor
     box = emb[..., model.config.region_dim:]
     b_s = torch.einsum("rnm,nmk->rnk", alpha_s, box)
     b_o = torch.einsum("rnm,nmk->rnk", alpha_o, box)
-    scores = model.temporal_head.scores(pair_geometry_features(b_s, b_o)).numpy()  # [R,N,P]
+    scores = model.temporal_head.scores(pair_geometry_features(b_s, b_o)).numpy()  # [K,R,N,P]
+    assert scores.shape[0] == model.config.temporal_head_members
     k = model.config.temporal_head_smooth
     out = []
     for r, rel in enumerate(relations):
-        fire = 1.0 / (1.0 + np.exp(-scores[r, :, VOCAB.predicates.index(VOCAB.canonical(rel).predicate)]))
+        logits = scores[:, r, :, VOCAB.predicates.index(VOCAB.canonical(rel).predicate)]  # [K,N]
+        fire = (1.0 / (1.0 + np.exp(-logits))).mean(0)
         smooth = np.convolve(fire, np.ones(k), mode="same") / np.convolve(np.ones_like(fire), np.ones(k), mode="same")
         out.append(smooth / smooth.max())
     return np.stack(out)
@@ -80,6 +82,8 @@ def test_config_validation_and_variants_without_a_predicate():
         small_config(temporal_head=True)
     with pytest.raises(ConfigError, match="odd"):
         small_config(temporal_head=True, num_predicates=P, temporal_head_smooth=4)
+    with pytest.raises(ConfigError, match="temporal_head_members"):
+        small_config(temporal_head=True, num_predicates=P, temporal_head_members=0)
     with pytest.raises(ConfigError, match="temporal_head_topk"):
         small_config(temporal_head=True, num_predicates=P, temporal_head_topk=0.0)
     for variant in ("cooccurrence", "no_temporal"):
@@ -123,8 +127,18 @@ def test_bags_come_from_the_labels_only_and_the_fit_lowers_the_bag_loss():
     assert record["loss_last"] < 0.5 * record["loss_first"]
     assert record["bags"] == len(samples) and record["predicates_fitted"] == 2 and record["sigma"] == HEAD_SIGMA
     # predicates no bag names keep a zero output row: the flat curve
+    head = model.temporal_head
     unseen = [i for i, p in enumerate(VOCAB.predicates) if p not in ("left", "right")]
-    assert torch.all(model.temporal_head.out.weight[unseen] == 0) and torch.all(model.temporal_head.out.bias[unseen] == 0)
+    assert torch.all(head.w_out[:, unseen] == 0) and torch.all(head.b_out[:, unseen] == 0)
+    assert record["members"] == head.members == 5
+    assert not torch.allclose(head.w1[0], head.w1[1])  # each member from its own seed
+    # the fitted head tells the two halves of a positive toy video apart: left-of in the first half only
+    vr = store["toy0"]
+    q = torch.from_numpy(VOCAB.encode_query(["person-left-dog"]))
+    with torch.no_grad():
+        curve = model.attend(model.embed_regions(torch.from_numpy(vr.boxes_norm),
+                                                 torch.from_numpy(vr.features.astype(np.float32))), q)[2][0].numpy()
+    assert curve[: N // 2 - 4].mean() > curve[N // 2 + 4:].mean() + 0.3
 
 
 def test_fitted_head_checkpoint_round_trip_gives_identical_curves(tmp_path):

@@ -77,6 +77,7 @@ class ModelConfig:
     # zeros as β2, and linking thresholds that curve (σ in the checkpoint's meta, 0.5: half the peak)
     temporal_head: bool = False
     temporal_head_hidden: int = 64
+    temporal_head_members: int = 5  # ensemble size: the curve is the members' mean firing probability
     temporal_head_smooth: int = 9  # odd box-filter width (sampled frames) applied to the firing map
     temporal_head_topk: float = 0.2  # fraction of frames whose mean score is a bag's score (the shortest instance)
 
@@ -100,9 +101,11 @@ class ModelConfig:
                               f"has no predicate or no temporal attention, so set temporal_head to false")
         if self.temporal_head and self.num_predicates <= 0:
             raise ConfigError("ModelConfig.temporal_head needs num_predicates (the vocabulary's predicate count)")
-        if self.temporal_head_hidden <= 0 or self.temporal_head_smooth <= 0 or self.temporal_head_smooth % 2 == 0:
-            raise ConfigError(f"ModelConfig.temporal_head_hidden must be positive and temporal_head_smooth a positive odd "
-                              f"number, got {self.temporal_head_hidden} and {self.temporal_head_smooth}")
+        if (min(self.temporal_head_hidden, self.temporal_head_members, self.temporal_head_smooth) <= 0
+                or self.temporal_head_smooth % 2 == 0):
+            raise ConfigError(f"ModelConfig.temporal_head_hidden and temporal_head_members must be positive and "
+                              f"temporal_head_smooth a positive odd number, got {self.temporal_head_hidden}, "
+                              f"{self.temporal_head_members} and {self.temporal_head_smooth}")
         if not 0.0 < float(self.temporal_head_topk) <= 1.0:
             raise ConfigError(f"ModelConfig.temporal_head_topk must lie in (0, 1], got {self.temporal_head_topk!r}")
         if self.region_mil_weight > 0 and self.num_objects <= 0:

@@ -54,31 +54,47 @@ class DotAttention(nn.Module):
 
 
 class TemporalHead(nn.Module):
-    """Per-frame predicate classifier on the attended pair's geometry (``pair_geometry_features``), fitted after
-    training by top-k multiple-instance learning (:mod:`vrgv.training.temporal_head`). At inference it scores only
-    the query's predicate, found by matching the query's predicate tokens against ``predicate_tokens``."""
+    """Per-frame predicate classifier on the attended pair's geometry (``pair_geometry_features``): an ensemble of
+    K two-layer MLPs fitted after training by top-k multiple-instance learning (:mod:`vrgv.training.temporal_head`),
+    whose firing probabilities are averaged (one fit varies a lot with its seed). At inference it scores only the
+    query's predicate, found by matching the query's predicate tokens against ``predicate_tokens``."""
 
-    def __init__(self, hidden: int, num_predicates: int) -> None:
+    def __init__(self, hidden: int, num_predicates: int, members: int) -> None:
         super().__init__()
-        self.hidden = nn.Sequential(nn.Linear(GEOMETRY_DIM, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
-        self.out = nn.Linear(hidden, num_predicates)
-        self.register_buffer("mean", torch.zeros(GEOMETRY_DIM))  # geometry normalisation, set by the fit
-        self.register_buffer("std", torch.ones(GEOMETRY_DIM))
-        self.register_buffer("predicate_tokens", torch.zeros(num_predicates, QUERY_LEN - 2, dtype=torch.int64))
+        K, F_, P = members, GEOMETRY_DIM, num_predicates
+        self.w1 = nn.Parameter(torch.zeros(K, F_, hidden))
+        self.b1 = nn.Parameter(torch.zeros(K, 1, hidden))
+        self.w2 = nn.Parameter(torch.zeros(K, hidden, hidden))
+        self.b2 = nn.Parameter(torch.zeros(K, 1, hidden))
+        self.w_out = nn.Parameter(torch.zeros(K, P, hidden))
+        self.b_out = nn.Parameter(torch.zeros(K, P))
+        self.register_buffer("mean", torch.zeros(F_))  # geometry normalisation, set by the fit
+        self.register_buffer("std", torch.ones(F_))
+        self.register_buffer("predicate_tokens", torch.zeros(P, QUERY_LEN - 2, dtype=torch.int64))
+
+    @property
+    def members(self) -> int:
+        return self.w1.shape[0]
+
+    def _hidden(self, geometry: Tensor) -> Tensor:
+        """geometry [B,N,27] -> every member's last hidden layer [K,B,N,h] (one batched MatMul per layer)."""
+        x = ((geometry - self.mean) / self.std).unsqueeze(0)  # [1,B,N,F]
+        h = F.relu(torch.matmul(x, self.w1.unsqueeze(1)) + self.b1.unsqueeze(1))
+        return F.relu(torch.matmul(h, self.w2.unsqueeze(1)) + self.b2.unsqueeze(1))
 
     def scores(self, geometry: Tensor) -> Tensor:
-        """geometry [B,N,27] -> logits [B,N,P] of every predicate (the fit's bag scores come from these)."""
-        return self.out(self.hidden((geometry - self.mean) / self.std))
+        """geometry [B,N,27] -> every member's logits of every predicate [K,B,N,P] (what the fit trains)."""
+        return torch.matmul(self._hidden(geometry), self.w_out.transpose(1, 2).unsqueeze(1)) + self.b_out[:, None, None]
 
     def firing(self, geometry: Tensor, predicate_ids: Tensor, smooth: int) -> Tensor:
-        """σ(logit of the query's predicate) per frame, box-filtered over ``smooth`` frames and divided by its
-        maximum: geometry [R,N,27], predicate token ids [R,3] -> [R,N] in [0, 1]. A predicate the head does not
-        know matches no row and gives the flat curve σ(0) (every frame)."""
+        """Mean over members of σ(logit of the query's predicate) per frame, box-filtered over ``smooth`` frames and
+        divided by its maximum: geometry [R,N,27], predicate token ids [R,3] -> [R,N] in [0, 1]. A predicate the
+        head does not know matches no row and gives the flat curve σ(0) (every frame)."""
         match = (predicate_ids.unsqueeze(1) == self.predicate_tokens.unsqueeze(0)).to(geometry.dtype).prod(-1)  # [R,P]
-        weight = torch.matmul(match, self.out.weight)  # [R,h]: the own predicate's output row
-        bias = torch.matmul(match, self.out.bias.unsqueeze(-1))  # [R,1]
-        hidden = self.hidden((geometry - self.mean) / self.std)  # [R,N,h]
-        fire = torch.sigmoid(torch.matmul(hidden, weight.unsqueeze(-1)).squeeze(-1) + bias)  # [R,N]
+        weight = torch.matmul(match, self.w_out)  # [K,R,h]: each member's output row of the query's predicate
+        bias = torch.matmul(self.b_out, match.t()).unsqueeze(-1)  # [K,R,1]
+        logits = torch.matmul(self._hidden(geometry), weight.unsqueeze(-1)).squeeze(-1) + bias  # [K,R,N]
+        fire = torch.sigmoid(logits).mean(0)  # [R,N]
         # mean over the frames inside the video (the window shrinks at its ends, so they are not pulled down)
         smoothed = F.avg_pool1d(fire.unsqueeze(1), smooth, stride=1, padding=smooth // 2,
                                 count_include_pad=False).squeeze(1)
@@ -164,7 +180,7 @@ class VRGVModel(nn.Module):
             self.region_cls = nn.Linear(E, c.num_objects)
         if c.temporal_head:  # its own random draw: adding the head leaves the rest of training unchanged
             with torch.random.fork_rng(devices=[]):
-                self.temporal_head = TemporalHead(c.temporal_head_hidden, c.num_predicates)
+                self.temporal_head = TemporalHead(c.temporal_head_hidden, c.num_predicates, c.temporal_head_members)
         self.drop = nn.Dropout(c.dropout)
 
     # ------------------------------------------------------------------------------------------

@@ -91,7 +91,6 @@ def fit_temporal_head(model: Any, vocab: Vocabulary, samples: Sequence[Sample], 
     """Fit ``model.temporal_head`` in place (full-batch Adam on the top-k bag loss; the encoder is untouched) and
     return a record of the fit for the checkpoint's meta."""
     import torch
-    from torch.nn import functional as F
 
     c = model.config
     if not c.temporal_head:
@@ -102,43 +101,59 @@ def fit_temporal_head(model: Any, vocab: Vocabulary, samples: Sequence[Sample], 
     geometry, labels = geometry_bags(model, vocab, samples, store, negative_pairs)
     head = model.temporal_head
     k = max(1, int(round(float(c.temporal_head_topk) * geometry.shape[1])))
+    with torch.no_grad():
+        head.mean.copy_(geometry.mean((0, 1)))
+        head.std.copy_(geometry.std((0, 1)) + 1e-6)
+        head.predicate_tokens.copy_(torch.from_numpy(predicate_token_table(vocab)))
+        head.w_out.zero_()
+        head.b_out.zero_()
+    normed = (geometry - head.mean) / head.std
+    # Only predicates some bag names are fitted (about 6x less work on VidVRD's 132). The others keep a zero
+    # output row: their curve is the flat σ(0), so a query about one links every frame rather than noise.
+    seen = torch.nonzero(labels.sum(0) > 0).squeeze(1)
+    first, last = [], []
+    for member in range(head.members):
+        losses = _fit_member(head, member, normed, labels, seen, k, steps, lr, seed + member)
+        first.append(losses[0])
+        last.append(losses[-1])
+    model.eval()
+    record = {"bags": int(geometry.shape[0]), "predicates_fitted": int(seen.numel()),
+              "videos": len({s.video_id for s in samples}), "topk_frames": k, "negative_pairs": negative_pairs, "steps": steps, "lr": lr, "seed": seed, "members": head.members,
+              "loss_first": round(float(np.mean(first)), 5), "loss_last": round(float(np.mean(last)), 5),
+              "seconds": round(time.perf_counter() - t0, 1), "sigma": HEAD_SIGMA}
+    log.info("temporal head (%d members) fitted on %d bags of %d videos: mean bag loss %.4f -> %.4f in %.0f s",
+             head.members, record["bags"], record["videos"], record["loss_first"], record["loss_last"], record["seconds"])
+    return record
+
+
+def _fit_member(head: Any, member: int, normed: Any, labels: Any, seen: Any, k: int, steps: int, lr: float,
+                seed: int) -> list[float]:
+    """Fit one ensemble member from its own seed (full-batch Adam, top-k bag BCE); returns the loss per step."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    F_, h = head.w1.shape[1:]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for layer in (*head.hidden, head.out):
-            if hasattr(layer, "reset_parameters"):
-                layer.reset_parameters()
-        with torch.no_grad():
-            head.mean.copy_(geometry.mean((0, 1)))
-            head.std.copy_(geometry.std((0, 1)) + 1e-6)
-            head.predicate_tokens.copy_(torch.from_numpy(predicate_token_table(vocab)))
-        # Only predicates some bag names are fitted (about 6x less work on VidVRD's 132). The others get a zero
-        # output row: their curve is the flat σ(0), so a query about one links every frame rather than noise.
-        seen = torch.nonzero(labels.sum(0) > 0).squeeze(1)
-        weight = torch.nn.Parameter(head.out.weight.detach()[seen].clone())
-        bias = torch.nn.Parameter(head.out.bias.detach()[seen].clone())
-        normed = (geometry - head.mean) / head.std
-        opt = torch.optim.Adam([*head.hidden.parameters(), weight, bias], lr=lr)
-        head.train()
-        losses = []
-        for _ in range(steps):
-            scores = torch.nn.functional.linear(head.hidden(normed), weight, bias)  # [B,N,seen]
-            loss = F.binary_cross_entropy_with_logits(scores.topk(k, dim=1).values.mean(1), labels[:, seen])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        with torch.no_grad():
-            head.out.weight.zero_()
-            head.out.bias.zero_()
-            head.out.weight[seen] = weight
-            head.out.bias[seen] = bias
-    model.eval()
-    record = {"bags": int(geometry.shape[0]), "predicates_fitted": int(seen.numel()), "videos": len({s.video_id for s in samples}), "topk_frames": k,
-              "negative_pairs": negative_pairs, "steps": steps, "lr": lr, "seed": seed, "loss_first": round(losses[0], 5), "loss_last": round(losses[-1], 5),
-              "seconds": round(time.perf_counter() - t0, 1), "sigma": HEAD_SIGMA}
-    log.info("temporal head fitted on %d bags of %d videos: bag loss %.4f -> %.4f in %.0f s", record["bags"],
-             record["videos"], losses[0], losses[-1], record["seconds"])
-    return record
+        l1, l2, out = nn.Linear(F_, h), nn.Linear(h, h), nn.Linear(h, len(seen))  # PyTorch's default initialisation
+    opt = torch.optim.Adam([*l1.parameters(), *l2.parameters(), *out.parameters()], lr=lr)
+    losses = []
+    for _ in range(steps):
+        scores = out(F.relu(l2(F.relu(l1(normed)))))  # [B,N,seen]
+        loss = F.binary_cross_entropy_with_logits(scores.topk(k, dim=1).values.mean(1), labels[:, seen])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        head.w1[member] = l1.weight.t()
+        head.b1[member, 0] = l1.bias
+        head.w2[member] = l2.weight.t()
+        head.b2[member, 0] = l2.bias
+        head.w_out[member, seen] = out.weight
+        head.b_out[member, seen] = out.bias
+    return losses
 
 
 def with_temporal_head(model: Any) -> Any:
