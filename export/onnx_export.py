@@ -132,6 +132,11 @@ def export_encoder(model: nn.Module, out_dir: Path, *, opset: int = 17, exporter
     # varied token ids with 1-3 predicate words (0-padded), like Vocabulary.encode_query output
     ids = torch.tensor([[4, 5, 0, 0, 6], [7, 8, 9, 0, 4], [5, 6, 7, 8, 9]], dtype=torch.int64)
     ids = torch.where(ids > 0, 4 + ids % max(1, int(model.config.vocab_size) - 4), ids)
+    head = getattr(model, "temporal_head", None)
+    if head is not None:  # predicates the head was fitted on, so parity covers its curves, not only the flat one
+        fitted = torch.nonzero(head.w_out.abs().sum((0, 2)) > 0).squeeze(1)
+        rows = fitted if len(fitted) else torch.arange(head.predicate_tokens.shape[0])
+        ids[:, 1:4] = head.predicate_tokens[rows[torch.arange(len(ids)) % len(rows)]]
     graphs = {
         "video": _export(VideoGraph(model), (boxes, feats), out_dir / VIDEO_FILE, VIDEO_INPUTS, VIDEO_OUTPUTS,
                          opset, None, order),

@@ -177,3 +177,22 @@ def test_head_exports_to_onnx_with_parity(tmp_path):
     assert bundle.manifest.sigma == HEAD_SIGMA
     assert bundle.manifest.embed_dim == model.config.region_dim + 5
     assert result.parity["fp32"]["max_abs_error"] <= 1e-4  # export raises above atol; the head is in the graph
+
+
+def test_with_temporal_head_resizes_the_ensemble_and_keeps_the_encoder():
+    model = head_model(seed=8)
+    smaller = with_temporal_head(model, members=2)
+    assert smaller.temporal_head.members == 2 and smaller.config.temporal_head_members == 2
+    assert with_temporal_head(model) is model
+    for key, value in model.state_dict().items():
+        if not key.startswith("temporal_head."):
+            torch.testing.assert_close(smaller.state_dict()[key], value)
+
+
+def test_cli_names_a_missing_checkpoint_without_a_traceback(tmp_path, capsys):
+    from vrgv.training.temporal_head import main
+
+    rc = main(["--checkpoint", str(tmp_path / "nope"), "--annotations", str(tmp_path), "--regions", str(tmp_path),
+               "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nope" in err and "Traceback" not in err

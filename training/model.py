@@ -90,15 +90,23 @@ class TemporalHead(nn.Module):
         """Mean over members of σ(logit of the query's predicate) per frame, box-filtered over ``smooth`` frames and
         divided by its maximum: geometry [R,N,27], predicate token ids [R,3] -> [R,N] in [0, 1]. A predicate the
         head does not know matches no row and gives the flat curve σ(0) (every frame)."""
-        match = (predicate_ids.unsqueeze(1) == self.predicate_tokens.unsqueeze(0)).to(geometry.dtype).prod(-1)  # [R,P]
+        same = (predicate_ids.unsqueeze(1) == self.predicate_tokens.unsqueeze(0)).to(geometry.dtype)  # [R,P,3]
+        match = (same.sum(-1) == float(same.shape[-1])).to(geometry.dtype)  # [R,P] (ReduceSum: opset-17 friendly)
         weight = torch.matmul(match, self.w_out)  # [K,R,h]: each member's output row of the query's predicate
         bias = torch.matmul(self.b_out, match.t()).unsqueeze(-1)  # [K,R,1]
         logits = torch.matmul(self._hidden(geometry), weight.unsqueeze(-1)).squeeze(-1) + bias  # [K,R,N]
-        fire = torch.sigmoid(logits).mean(0)  # [R,N]
+        # log of the members' mean probability, then scaled so the peak frame is 1 before smoothing: smoothing is
+        # linear, so the curve is the same, but a predicate that fires nowhere (probabilities ~1e-20) does not
+        # divide rounding noise by a tiny peak
+        # log σ(x) = min(x, 0) - log(1 + e^-|x|), written out: an exported Log(Sigmoid(x)) underflows to -inf
+        log_sig = torch.minimum(logits, torch.zeros_like(logits)) - torch.log(1.0 + torch.exp(-logits.abs()))  # [K,R,N]
+        top = log_sig.amax(0)
+        log_fire = torch.log(torch.exp(log_sig - top).sum(0)) + top  # [R,N], + log K
+        fire = torch.exp(log_fire - log_fire.amax(-1, keepdim=True))
         # mean over the frames inside the video (the window shrinks at its ends, so they are not pulled down)
         smoothed = F.avg_pool1d(fire.unsqueeze(1), smooth, stride=1, padding=smooth // 2,
                                 count_include_pad=False).squeeze(1)
-        return smoothed / smoothed.amax(-1, keepdim=True).clamp(min=1e-6)
+        return smoothed / smoothed.amax(-1, keepdim=True)
 
 
 class VRGVModel(nn.Module):
@@ -573,9 +581,10 @@ def pair_geometry_features(box_s: Tensor, box_o: Tensor, step: int = 2) -> Tenso
         before = torch.cat([b[:, :1].expand(-1, step, -1), b[:, :-step]], dim=1)
         return (after - before) * 10.0
 
-    eps = 1e-4
-    area_ratio = torch.log((box_s[..., 4:5] + eps) / (box_o[..., 4:5] + eps))
-    height_ratio = torch.log((box_s[..., 3:4] - box_s[..., 1:2] + eps) / (box_o[..., 3:4] - box_o[..., 1:2] + eps))
+    eps = 1e-4  # sizes are clamped at 0 so that a malformed box (x2 < x1) gives a finite ratio, not NaN
+    area_ratio = torch.log((box_s[..., 4:5].clamp(min=0) + eps) / (box_o[..., 4:5].clamp(min=0) + eps))
+    height_ratio = torch.log(((box_s[..., 3:4] - box_s[..., 1:2]).clamp(min=0) + eps)
+                             / ((box_o[..., 3:4] - box_o[..., 1:2]).clamp(min=0) + eps))
     return torch.cat([box_s, box_o, box_s - box_o, velocity(box_s), velocity(box_o), area_ratio, height_ratio], dim=-1)
 
 

@@ -156,19 +156,21 @@ def _fit_member(head: Any, member: int, normed: Any, labels: Any, seen: Any, k: 
     return losses
 
 
-def with_temporal_head(model: Any) -> Any:
-    """A copy of a trained model with ``temporal_head`` switched on (same weights, a fresh head to fit)."""
+def with_temporal_head(model: Any, members: int | None = None) -> Any:
+    """A copy of a trained model with ``temporal_head`` switched on (same weights, a fresh head of ``members``
+    MLPs to fit; default: the config's)."""
     from dataclasses import replace
 
     from vrgv.training.model import VRGVModel
 
     c = model.config
-    if c.temporal_head:
+    if c.temporal_head and members in (None, c.temporal_head_members):
         return model
     if c.num_predicates <= 0:
         raise ConfigError("the checkpoint's config has no num_predicates; retrain with model.temporal_head: true")
-    new = VRGVModel(replace(c, temporal_head=True))
-    missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
+    new = VRGVModel(replace(c, temporal_head=True, temporal_head_members=members or c.temporal_head_members))
+    encoder = {k: v for k, v in model.state_dict().items() if not k.startswith("temporal_head.")}  # an old head goes
+    missing, unexpected = new.load_state_dict(encoder, strict=False)
     if unexpected or any(not k.startswith("temporal_head.") for k in missing):
         raise ConfigError(f"cannot add a temporal head: weights differ beyond the head ({unexpected[:3]}, {missing[:3]})")
     new.eval()
@@ -193,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--negative-pairs", action="store_true",
                    help="also fit all-negative bags: named categories the labels never relate (lower AccR here)")
+    p.add_argument("--members", type=int, default=None, help="ensemble size (default: the config's, 5)")
     p.add_argument("--seed", type=int, default=None, help="seed of the head's initialisation (default: the training seed)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
@@ -203,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, vocab, meta = load_checkpoint(args.checkpoint)
         cfg = TrainConfig.from_dict(meta.get("train_config", {}))
-        model = with_temporal_head(model)
+        model = with_temporal_head(model, args.members)
         c = model.config
         anns = load_annotations(args.annotations)
         samples = weak_samples(anns, vocab)
