@@ -141,8 +141,9 @@ def run_demo(
 
             beta_png = out / "beta.png"
             top = sorted(groundings, key=lambda g: -g.score)[: show or len(groundings)]  # a readable legend
-            plot_beta(top, beta_png, sigma=grounder.spec.sigma,
-                      title=f"{ann.video_id}: temporal attention β ({len(top)} of {len(groundings)} relations)")
+            what = "temporal head" if grounder.spec.temporal_head else "temporal attention β"
+            plot_beta(top, beta_png, sigma=grounder.spec.sigma, ylabel=grounder.spec.beta_label,
+                      title=f"{ann.video_id}: {what} ({len(top)} of {len(groundings)} relations)")
         except Exception as exc:  # noqa: BLE001 - matplotlib is an optional extra; the demo goes on
             log.warning("β plot skipped: %s", exc)
             beta_png = None

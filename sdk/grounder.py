@@ -67,6 +67,12 @@ class ModelSpec:
     feature_dim: int | None = None
     clip_len: int = DEFAULT_CLIP_LEN
     sigma: float = DEFAULT_SIGMA
+    temporal_head: bool = False  # β is the temporal head's curve (peak 1, σ a fraction of it), not the attention
+
+    @property
+    def beta_label(self) -> str:
+        """What β is, for plot axes: the temporal head's curve or the paper's β1 + β2."""
+        return "temporal head curve" if self.temporal_head else "β = β₁ + β₂"
 
     def __post_init__(self) -> None:
         if self.num_samples < 1 or self.clip_len < 1:
@@ -374,6 +380,7 @@ def spec_from_bundle(bundle: Any) -> ModelSpec:
         feature_dim=int(m.feature_dim),
         clip_len=int(m.clip_length),
         sigma=float(m.sigma),
+        temporal_head=bool((m.model or {}).get("temporal_head", False)),
     )
 
 

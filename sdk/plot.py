@@ -35,6 +35,7 @@ def plot_beta(
     sigma: float | None = None,
     ax: Any = None,
     title: str | None = None,
+    ylabel: str = "β = β₁ + β₂",
 ) -> Any:
     """Plot β (per sampled frame) against the real frame id, shade the segment, mark ``sigma``.
 
@@ -65,7 +66,7 @@ def plot_beta(
     if sigma is not None:
         ax.axhline(float(sigma), color="0.4", ls="--", lw=1, label=f"σ = {sigma:g}")
     ax.set_xlabel("frame")
-    ax.set_ylabel("β = β₁ + β₂")
+    ax.set_ylabel(ylabel)
     ax.set_title(title or (f"{items[0].video_id}: temporal attention" if len(items) > 1 else f"{items[0].video_id}: {items[0].relation}"))
     ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
     ax.grid(alpha=0.3)

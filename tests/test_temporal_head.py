@@ -177,6 +177,10 @@ def test_head_exports_to_onnx_with_parity(tmp_path):
     assert bundle.manifest.sigma == HEAD_SIGMA
     assert bundle.manifest.embed_dim == model.config.region_dim + 5
     assert result.parity["fp32"]["max_abs_error"] <= 1e-4  # export raises above atol; the head is in the graph
+    from vrgv.grounder import spec_from_bundle
+
+    spec = spec_from_bundle(bundle)  # the runtime knows β is the head's curve (plots label it so)
+    assert spec.temporal_head and spec.sigma == HEAD_SIGMA and spec.beta_label == "temporal head curve"
 
 
 def test_with_temporal_head_resizes_the_ensemble_and_keeps_the_encoder():

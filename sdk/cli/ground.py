@@ -104,6 +104,6 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from vrgv.plot import plot_beta
 
-        plot_beta(results, args.plot, sigma=g.spec.sigma)
+        plot_beta(results, args.plot, sigma=g.spec.sigma, ylabel=g.spec.beta_label)
         log.info("wrote %s", args.plot)
     return 0
