@@ -200,3 +200,19 @@ def test_cli_names_a_missing_checkpoint_without_a_traceback(tmp_path, capsys):
                "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 2 and "nope" in err and "Traceback" not in err
+
+
+def test_building_the_head_leaves_the_encoder_init_and_the_random_stream_unchanged():
+    """Adding the head to a config must not change how the rest of the model trains (it draws its own RNG)."""
+    from vrgv.training.model import VRGVModel
+
+    states = []
+    for head in (False, True):
+        torch.manual_seed(11)
+        model = VRGVModel(small_config(temporal_head=head, num_predicates=P))
+        states.append((model.state_dict(), torch.rand(4)))
+    (plain, after_plain), (with_head, after_head) = states
+    assert torch.equal(after_plain, after_head)
+    assert set(with_head) - set(plain) and all(k.startswith("temporal_head.") for k in set(with_head) - set(plain))
+    for key, value in plain.items():
+        assert torch.equal(with_head[key], value), key
