@@ -116,6 +116,8 @@ def fit_temporal_head(model: Any, vocab: Vocabulary, samples: Sequence[Sample], 
         losses = _fit_member(head, member, normed, labels, seen, k, steps, lr, seed + member)
         first.append(losses[0])
         last.append(losses[-1])
+        log.info("temporal head member %d/%d: bag loss %.4f -> %.4f (%.0f s so far)", member + 1, head.members,
+                 losses[0], losses[-1], time.perf_counter() - t0)
     model.eval()
     record = {"bags": int(geometry.shape[0]), "predicates_fitted": int(seen.numel()),
               "videos": len({s.video_id for s in samples}), "topk_frames": k, "negative_pairs": negative_pairs, "steps": steps, "lr": lr, "seed": seed, "members": head.members,
