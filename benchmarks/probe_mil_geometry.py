@@ -68,13 +68,28 @@ def pair_bags(anns, boxes: str, model=None, vocab=None, store=None) -> list:
     return out
 
 
+def bag_tensors(bags: list, index: dict) -> tuple:
+    """(geometry [B,N,27], multi-hot labels [B,P]) of ``pair_bags`` output; ``index`` maps predicate -> column."""
+    import torch
+
+    from vrgv.training.model import pair_geometry_features
+
+    g = pair_geometry_features(torch.from_numpy(np.stack([b[0] for b in bags])),
+                               torch.from_numpy(np.stack([b[1] for b in bags])))
+    y = torch.zeros(len(bags), len(index))
+    for k, b in enumerate(bags):
+        for q in b[2]:
+            y[k, index[q]] = 1.0
+    return g, y
+
+
 def main() -> None:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
 
     from vrgv.annotations import load_annotations
-    from vrgv.training.model import GEOMETRY_DIM, pair_geometry_features
+    from vrgv.training.model import GEOMETRY_DIM
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("train_annotations")
@@ -105,16 +120,8 @@ def main() -> None:
     preds = sorted({q for b in train + test for q in b[2]})
     index = {q: i for i, q in enumerate(preds)}
 
-    def tensors(bags):
-        g = pair_geometry_features(torch.from_numpy(np.stack([b[0] for b in bags])), torch.from_numpy(np.stack([b[1] for b in bags])))
-        y = torch.zeros(len(bags), len(preds))
-        for k, b in enumerate(bags):
-            for q in b[2]:
-                y[k, index[q]] = 1.0
-        return g, y
-
-    g_train, y_train = tensors(train)
-    g_test, _ = tensors(test)
+    g_train, y_train = bag_tensors(train, index)
+    g_test, _ = bag_tensors(test, index)
     mu, sd = g_train.mean((0, 1)), g_train.std((0, 1)) + 1e-6
     net = nn.Sequential(nn.Linear(GEOMETRY_DIM, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, len(preds)))
     opt = torch.optim.Adam(net.parameters(), 3e-3)

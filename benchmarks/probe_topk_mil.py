@@ -17,7 +17,7 @@ import collections
 
 import numpy as np
 
-from probe_mil_geometry import N, pair_bags  # noqa: E402 - benchmarks/ is the script's folder
+from probe_mil_geometry import N, bag_tensors, pair_bags  # noqa: E402 - benchmarks/ is the script's folder
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     import torch.nn.functional as F
 
     from vrgv.annotations import load_annotations
-    from vrgv.training.model import GEOMETRY_DIM, pair_geometry_features
+    from vrgv.training.model import GEOMETRY_DIM
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("train_annotations")
@@ -53,17 +53,8 @@ def main() -> None:
     preds = sorted({q for b in train + test for q in b[2]})
     index = {q: i for i, q in enumerate(preds)}
 
-    def tensors(bags):
-        g = pair_geometry_features(torch.from_numpy(np.stack([b[0] for b in bags])),
-                                   torch.from_numpy(np.stack([b[1] for b in bags])))
-        y = torch.zeros(len(bags), len(preds))
-        for k, b in enumerate(bags):
-            for q in b[2]:
-                y[k, index[q]] = 1.0
-        return g, y
-
-    g_train, y_train = tensors(train)
-    g_test, _ = tensors(test)
+    g_train, y_train = bag_tensors(train, index)
+    g_test, _ = bag_tensors(test, index)
     mu, sd = g_train.mean((0, 1)), g_train.std((0, 1)) + 1e-6
     print(f"boxes: {args.boxes}; {len(train)} training bags, {len(test)} test bags (synthetic data)")
     for pool in args.pools:

@@ -151,3 +151,35 @@ def test_vidvrd_trajectories_simulate():
     r = simulate_regions(ann, SimulationConfig(num_samples=N, num_regions=M, feature_dim=8))
     assert r.boxes.shape == (N, M, 4) and r.num_frames == ann.frame_count
     assert weak_samples([ann], Vocabulary.default())
+
+
+def test_cli_train_with_temporal_head_fits_it_and_the_head_tool_refits_it(tmp_path, capsys):
+    """`temporal_head: true` ends `vrgv train` with the head fit (σ = 0.5 in meta); the head tool refits it on the
+    checkpoint's training videos, and evaluation links at the checkpoint's σ."""
+    from vrgv.cli import main
+    from vrgv.training import evaluate, temporal_head
+    from vrgv.training.checkpoint import load_checkpoint
+
+    ann_dir = tmp_path / "ann"
+    for a in [toy_annotation(f"v{i}", shift=3 * i) for i in range(4)]:
+        a.save(ann_dir / f"{a.video_id}.json")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"epochs": 2, "batch_size": 4, "lr": 3e-3, "val_fraction": 0.25, "threads": 1,
+                               "model": {**TINY, "spatial_scoring": "dot", "temporal_head": True,
+                                         "temporal_head_members": 2}}))
+    out = tmp_path / "ckpt"
+    assert main(["train", "--annotations", str(ann_dir), "--simulate-regions", "--out", str(out),
+                 "--config", str(cfg), "--seed", "3"]) == 0
+    model, _, meta = load_checkpoint(out)
+    assert model.config.temporal_head and meta["sigma"] == 0.5
+    assert meta["temporal_head"]["members"] == 2 and meta["temporal_head"]["videos"] == 3  # validation video held out
+    refit = tmp_path / "refit"
+    assert temporal_head.main(["--checkpoint", str(out), "--annotations", str(ann_dir), "--simulate-regions",
+                               "--out", str(refit), "--steps", "5", "--members", "3", "--threads", "1"]) == 0
+    model2, _, meta2 = load_checkpoint(refit)
+    assert model2.temporal_head.members == 3 and meta2["temporal_head"]["steps"] == 5
+    assert "--members 3" in meta2["temporal_head"]["command"]
+    capsys.readouterr()
+    assert evaluate.main(["--checkpoint", str(refit), "--annotations", str(ann_dir), "--simulate-regions",
+                          "--threads", "1"]) == 0
+    assert "σ=0.5" in capsys.readouterr().out

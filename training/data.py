@@ -6,11 +6,13 @@ region extractor (cached as npz), and are kept in memory as float16 to fit a who
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -261,3 +263,24 @@ def load_regions(annotations: Sequence[VideoAnnotation], *, regions_dir: str | o
             extractor.extract(matches[0], num_samples).save(cached)
         out[a.video_id] = VideoRegions.from_regions(Regions.load(cached), num_samples, num_regions)
     return out
+
+
+def add_region_source_arguments(parser: "argparse.ArgumentParser") -> None:
+    """The ``--regions | --videos | --simulate-regions`` choice that the checkpoint tools share (exactly one)."""
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--regions", help="folder of <video_id>.npz Regions")
+    src.add_argument("--videos", help="folder of videos (built-in extractor, cached)")
+    src.add_argument("--simulate-regions", action="store_true", help="simulate regions from the annotated boxes")
+
+
+def checkpoint_regions(args: "argparse.Namespace", annotations: Sequence[VideoAnnotation], model: Any,
+                       vocab: Vocabulary, meta: dict, seed: int) -> dict[str, VideoRegions]:
+    """Regions of ``annotations`` from the source chosen with :func:`add_region_source_arguments`, sized for a
+    checkpoint's model (simulated with the overrides its training recorded)."""
+    from vrgv.training.simulate import SimulationConfig
+
+    c = model.config
+    sim = SimulationConfig(num_samples=c.num_frames, num_regions=c.num_regions, feature_dim=c.feature_dim,
+                           **meta.get("simulation", {}).get("overrides", {})) if args.simulate_regions else None
+    return load_regions(annotations, regions_dir=args.regions, videos_dir=args.videos, simulate=sim,
+                        num_samples=c.num_frames, num_regions=c.num_regions, seed=seed, categories=vocab.objects)

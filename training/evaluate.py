@@ -80,16 +80,12 @@ def evaluate_split(model: Any, vocab: Vocabulary, annotations: Sequence[VideoAnn
 
 def main(argv: list[str] | None = None) -> int:
     from vrgv.training.checkpoint import load_checkpoint
-    from vrgv.training.data import load_regions
-    from vrgv.training.simulate import SimulationConfig
+    from vrgv.training.data import add_region_source_arguments, checkpoint_regions
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint folder written by `vrgv train`")
     p.add_argument("--annotations", required=True, help="folder of VidVRD-format annotation JSON (the split)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--regions", help="folder of <video_id>.npz Regions")
-    src.add_argument("--videos", help="folder of videos (built-in extractor, cached)")
-    src.add_argument("--simulate-regions", action="store_true", help="simulate regions from the annotated boxes")
+    add_region_source_arguments(p)
     p.add_argument("--sim-seed", type=int, default=1, help="simulation seed (keep it different from training)")
     p.add_argument("--sigma", type=float, default=None,
                    help="linking threshold σ on β (default: the checkpoint's, else the paper's 0.04)")
@@ -110,12 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             args.sigma = float(meta.get("sigma", 0.04))
         anns = load_annotations(args.annotations)
         c = model.config
-        sim = SimulationConfig(num_samples=c.num_frames, num_regions=c.num_regions, feature_dim=c.feature_dim,
-                               **meta.get("simulation", {}).get("overrides", {})) if args.simulate_regions else None
         t0 = time.perf_counter()
-        store = load_regions(anns, regions_dir=args.regions, videos_dir=args.videos, simulate=sim,
-                             num_samples=c.num_frames, num_regions=c.num_regions, seed=args.sim_seed,
-                             categories=vocab.objects)
+        store = checkpoint_regions(args, anns, model, vocab, meta, seed=args.sim_seed)
         report, preds = evaluate_split(model, vocab, anns, store, sigma=args.sigma, iou_weight=args.iou_weight,
                                        tiou=args.tiou)
         seconds = time.perf_counter() - t0

@@ -183,16 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     from vrgv.annotations import load_annotations
     from vrgv.training.checkpoint import load_checkpoint, save_checkpoint
     from vrgv.training.config import TrainConfig
-    from vrgv.training.data import load_regions, split_by_video, weak_samples
-    from vrgv.training.simulate import SimulationConfig
+    from vrgv.training.data import add_region_source_arguments, checkpoint_regions, split_by_video, weak_samples
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint folder written by `vrgv train`")
     p.add_argument("--annotations", required=True, help="the training annotations (only their relation labels are read)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--regions", help="folder of <video_id>.npz Regions")
-    src.add_argument("--videos", help="folder of videos (built-in extractor, cached)")
-    src.add_argument("--simulate-regions", action="store_true", help="simulate regions from the annotated boxes")
+    add_region_source_arguments(p)
     p.add_argument("--out", required=True, help="checkpoint folder to write (may equal --checkpoint)")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--negative-pairs", action="store_true",
@@ -209,16 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         model, vocab, meta = load_checkpoint(args.checkpoint)
         cfg = TrainConfig.from_dict(meta.get("train_config", {}))
         model = with_temporal_head(model, args.members)
-        c = model.config
         anns = load_annotations(args.annotations)
         samples = weak_samples(anns, vocab)
         train_set, _ = split_by_video(samples, cfg.val_fraction, cfg.seed)  # the videos the encoder trained on
-        sim = SimulationConfig(num_samples=c.num_frames, num_regions=c.num_regions, feature_dim=c.feature_dim,
-                               **meta.get("simulation", {}).get("overrides", {})) if args.simulate_regions else None
-        used = sorted({s.video_id for s in train_set})
-        store = load_regions([a for a in anns if a.video_id in set(used)], regions_dir=args.regions,
-                             videos_dir=args.videos, simulate=sim, num_samples=c.num_frames,
-                             num_regions=c.num_regions, seed=cfg.seed, categories=vocab.objects)
+        used = {s.video_id for s in train_set}
+        store = checkpoint_regions(args, [a for a in anns if a.video_id in used], model, vocab, meta, seed=cfg.seed)
         record = fit_temporal_head(model, vocab, train_set, store, steps=args.steps,
                                    seed=cfg.seed if args.seed is None else args.seed,
                                    negative_pairs=args.negative_pairs)
