@@ -83,12 +83,35 @@ def bag_tensors(bags: list, index: dict) -> tuple:
     return g, y
 
 
+def load_bags(parser, args) -> tuple:
+    """(train bags, test bags, predicate -> column, train tensors, test tensors) of ``args.train_annotations`` and
+    ``args.test_annotations`` for ``args.boxes``: ground-truth tracks, or the α of ``args.checkpoint`` over
+    ``args.train_regions`` / ``args.test_regions``."""
+    from vrgv.annotations import load_annotations
+
+    if args.boxes != "gt" and not (args.checkpoint and args.train_regions and args.test_regions):
+        parser.error("boxes soft|hard need --checkpoint, --train-regions and --test-regions")
+    train_anns, test_anns = load_annotations(args.train_annotations), load_annotations(args.test_annotations)
+    model = vocab = None
+    stores: dict = {}
+    if args.boxes != "gt":
+        from vrgv.training.checkpoint import load_checkpoint
+        from vrgv.training.data import load_region_folder
+
+        model, vocab = load_checkpoint(args.checkpoint)[:2]
+        stores = {k: load_region_folder(d, [a.video_id for a in anns], N, model.config.num_regions)
+                  for k, d, anns in (("train", args.train_regions, train_anns), ("test", args.test_regions, test_anns))}
+    train = pair_bags(train_anns, args.boxes, model, vocab, stores.get("train"))
+    test = pair_bags(test_anns, args.boxes, model, vocab, stores.get("test"))
+    index = {q: i for i, q in enumerate(sorted({q for b in train + test for q in b[2]}))}
+    return train, test, index, bag_tensors(train, index), bag_tensors(test, index)
+
+
 def main() -> None:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from vrgv.annotations import load_annotations
     from vrgv.training.model import GEOMETRY_DIM
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -102,26 +125,8 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    model = vocab = None
-    train_anns, test_anns = load_annotations(args.train_annotations), load_annotations(args.test_annotations)
-    stores = {}
-    if args.boxes != "gt":
-        if not (args.checkpoint and args.train_regions and args.test_regions):
-            p.error("--boxes soft|hard needs --checkpoint, --train-regions and --test-regions")
-        from vrgv.training.checkpoint import load_checkpoint
-        from vrgv.training.data import load_region_folder
-
-        model, vocab = load_checkpoint(args.checkpoint)[:2]
-        model.eval()
-        stores = {k: load_region_folder(d, [a.video_id for a in anns], N, model.config.num_regions)
-                  for k, d, anns in (("train", args.train_regions, train_anns), ("test", args.test_regions, test_anns))}
-    train = pair_bags(train_anns, args.boxes, model, vocab, stores.get("train"))
-    test = pair_bags(test_anns, args.boxes, model, vocab, stores.get("test"))
-    preds = sorted({q for b in train + test for q in b[2]})
-    index = {q: i for i, q in enumerate(preds)}
-
-    g_train, y_train = bag_tensors(train, index)
-    g_test, _ = bag_tensors(test, index)
+    train, test, index, (g_train, y_train), (g_test, _) = load_bags(p, args)
+    preds = sorted(index, key=index.get)
     mu, sd = g_train.mean((0, 1)), g_train.std((0, 1)) + 1e-6
     net = nn.Sequential(nn.Linear(GEOMETRY_DIM, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, len(preds)))
     opt = torch.optim.Adam(net.parameters(), 3e-3)

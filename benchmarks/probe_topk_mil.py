@@ -17,7 +17,7 @@ import collections
 
 import numpy as np
 
-from probe_mil_geometry import N, bag_tensors, pair_bags  # noqa: E402 - benchmarks/ is the script's folder
+from probe_mil_geometry import load_bags  # noqa: E402 - benchmarks/ is the script's folder
 
 
 def main() -> None:
@@ -25,7 +25,6 @@ def main() -> None:
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from vrgv.annotations import load_annotations
     from vrgv.training.model import GEOMETRY_DIM
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -38,23 +37,8 @@ def main() -> None:
     p.add_argument("--test-regions")
     args = p.parse_args()
     torch.set_num_threads(2)
-    tr, te = load_annotations(args.train_annotations), load_annotations(args.test_annotations)
-    model = vocab = None
-    stores: dict = {}
-    if args.boxes != "gt":
-        from vrgv.training.checkpoint import load_checkpoint
-        from vrgv.training.data import load_region_folder
-
-        model, vocab = load_checkpoint(args.checkpoint)[:2]
-        stores = {k: load_region_folder(d, [a.video_id for a in anns], N, model.config.num_regions)
-                  for k, d, anns in (("train", args.train_regions, tr), ("test", args.test_regions, te))}
-    train = pair_bags(tr, args.boxes, model, vocab, stores.get("train"))
-    test = pair_bags(te, args.boxes, model, vocab, stores.get("test"))
-    preds = sorted({q for b in train + test for q in b[2]})
-    index = {q: i for i, q in enumerate(preds)}
-
-    g_train, y_train = bag_tensors(train, index)
-    g_test, _ = bag_tensors(test, index)
+    train, test, index, (g_train, y_train), (g_test, _) = load_bags(p, args)
+    preds = sorted(index, key=index.get)
     mu, sd = g_train.mean((0, 1)), g_train.std((0, 1)) + 1e-6
     print(f"boxes: {args.boxes}; {len(train)} training bags, {len(test)} test bags (synthetic data)")
     for pool in args.pools:
