@@ -68,13 +68,14 @@ def pair_bags(anns, boxes: str, model=None, vocab=None, store=None) -> list:
     return out
 
 
-def bag_tensors(bags: list, index: dict) -> tuple:
-    """(geometry [B,N,27], multi-hot labels [B,P]) of ``pair_bags`` output; ``index`` maps predicate -> column."""
+def bag_tensors(bags: list, index: dict, features: str = "geometry") -> tuple:
+    """(geometry [B,N,F], multi-hot labels [B,P]) of ``pair_bags`` output; ``index`` maps predicate -> column;
+    ``features``: "geometry" (``pair_geometry_features``, F = 27) or "relative" (``pair_relative_features``)."""
     import torch
 
-    from vrgv.training.model import pair_geometry_features
+    from vrgv.training.model import pair_geometry_features, pair_relative_features
 
-    g = pair_geometry_features(torch.from_numpy(np.stack([b[0] for b in bags])),
+    g = (pair_relative_features if features == "relative" else pair_geometry_features)(torch.from_numpy(np.stack([b[0] for b in bags])),
                                torch.from_numpy(np.stack([b[1] for b in bags])))
     y = torch.zeros(len(bags), len(index))
     for k, b in enumerate(bags):
@@ -104,7 +105,8 @@ def load_bags(parser, args) -> tuple:
     train = pair_bags(train_anns, args.boxes, model, vocab, stores.get("train"))
     test = pair_bags(test_anns, args.boxes, model, vocab, stores.get("test"))
     index = {q: i for i, q in enumerate(sorted({q for b in train + test for q in b[2]}))}
-    return train, test, index, bag_tensors(train, index), bag_tensors(test, index)
+    features = getattr(args, "features", "geometry")
+    return train, test, index, bag_tensors(train, index, features), bag_tensors(test, index, features)
 
 
 def main() -> None:

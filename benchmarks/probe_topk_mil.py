@@ -8,7 +8,7 @@ above a threshold (absolute, or relative to the curve's peak) overlap the predic
 IoU >= 0.5. Ground truth is read only for scoring.
 
     python benchmarks/probe_topk_mil.py TRAIN_ANN TEST_ANN gt|soft|hard POOL... [--checkpoint C --train-regions D
-        --test-regions D]        (POOL: max, top12, top24, top36, top48)
+        --test-regions D] [--features geometry|relative]        (POOL: max, top12, top24, top36, top48)
 """
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ def main() -> None:
     import torch.nn as nn
     import torch.nn.functional as F
 
-    from vrgv.training.model import GEOMETRY_DIM
-
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("train_annotations")
     p.add_argument("test_annotations")
@@ -35,6 +33,8 @@ def main() -> None:
     p.add_argument("--checkpoint")
     p.add_argument("--train-regions")
     p.add_argument("--test-regions")
+    p.add_argument("--features", choices=["geometry", "relative"], default="geometry",
+                   help="per-frame inputs: pair_geometry_features or pair_relative_features")
     args = p.parse_args()
     torch.set_num_threads(2)
     train, test, index, (g_train, y_train), (g_test, _) = load_bags(p, args)
@@ -44,7 +44,7 @@ def main() -> None:
     for pool in args.pools:
         k = 1 if pool == "max" else int(pool[3:])
         torch.manual_seed(0)
-        net = nn.Sequential(nn.Linear(GEOMETRY_DIM, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, len(preds)))
+        net = nn.Sequential(nn.Linear(g_train.shape[-1], 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, len(preds)))
         opt = torch.optim.Adam(net.parameters(), 3e-3)
         for _ in range(400):
             loss = F.binary_cross_entropy_with_logits(net((g_train - mu) / sd).topk(k, dim=1).values.mean(1), y_train)

@@ -216,3 +216,109 @@ def test_building_the_head_leaves_the_encoder_init_and_the_random_stream_unchang
     assert set(with_head) - set(plain) and all(k.startswith("temporal_head.") for k in set(with_head) - set(plain))
     for key, value in plain.items():
         assert torch.equal(with_head[key], value), key
+
+
+# --- relative features and same-category queries (session 11) ---------------------------------------------------
+SAME = ["person-chase-person", "person-ride-bicycle", "dog-follow-dog"]
+
+
+def test_relative_features_extend_the_geometry_and_read_left_of_and_approach():
+    from vrgv.training.model import GEOMETRY_DIM, RELATIVE_DIM, pair_relative_features
+
+    t = torch.arange(8, dtype=torch.float32) / 8
+    subject = torch.stack([0.1 + 0.2 * t, torch.full_like(t, 0.5), 0.2 + 0.2 * t, torch.full_like(t, 0.7)], -1)
+    obj = torch.tensor([0.6, 0.5, 0.7, 0.7]).expand(8, 4)
+    area = lambda b: ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[:, None]  # noqa: E731
+    box_s, box_o = torch.cat([subject, area(subject)], -1)[None], torch.cat([obj, area(obj)], -1)[None]
+    g = pair_relative_features(box_s, box_o, step=2)
+    assert g.shape == (1, 8, RELATIVE_DIM)
+    torch.testing.assert_close(g[..., :GEOMETRY_DIM], pair_geometry_features(box_s, box_o, step=2))
+    rel = g[0, :, GEOMETRY_DIM:]
+    assert torch.all(rel[:, 0] < 0)  # centre offset in the pair's size unit: the subject is left of the object
+    assert torch.all(rel[3:5, 25] > 0.9)  # heading: the subject moves toward the object
+    assert torch.all(rel[3:5, 27] > 0)  # closing speed
+    degenerate = torch.zeros(2, 6, 5)  # zero-size, motionless boxes: finite numbers, not NaN or inf
+    assert torch.isfinite(pair_relative_features(degenerate, degenerate)).all()
+
+
+def test_distinct_same_category_moves_the_object_off_the_subjects_box_only_for_same_category_queries():
+    plain = with_temporal_head(make_model(seed=9, spatial_scoring="dot", num_predicates=P))
+    model = with_temporal_head(plain, distinct_same_category=True)
+    boxes, feats = video(9)
+    q = torch.from_numpy(VOCAB.encode_query(SAME))
+    with torch.no_grad():
+        ref = plain.attend(plain.embed_regions(boxes[0], feats[0]), q)
+        got = model.attend(model.embed_regions(boxes[0], feats[0]), q)
+    for i in (1,):  # person-ride-bicycle: untouched
+        for a, b in zip(got, ref):
+            torch.testing.assert_close(a[i], b[i])
+    for i in (0, 2):  # same category: the subject keeps its attention, the object never peaks on its box
+        subject, obj = got[0][i], got[1][i]
+        # a fresh head scores both orders alike (flat curve), so no swap: the subject is the plain model's
+        torch.testing.assert_close(subject, ref[0][i])
+        assert torch.all(subject.argmax(-1) != obj.argmax(-1))
+        torch.testing.assert_close(obj.sum(-1), torch.ones(N))
+
+
+def test_same_category_roles_follow_the_heads_higher_score():
+    model = head_model(seed=10, distinct_same_category=True, temporal_head_features="relative")
+    boxes, feats = video(10)
+    q = torch.from_numpy(VOCAB.encode_query(SAME))
+    with torch.no_grad():
+        emb = model.embed_regions(boxes[0], feats[0])
+        a_s, a_o, b1, _ = model.attend(emb, q)
+        # the same attention without the ordering step: subject as scored, object moved off the subject's box
+        plain = with_temporal_head(model, distinct_same_category=False)
+        plain.load_state_dict(model.state_dict())
+        p_s, p_o = plain.attend(emb, q)[:2]
+        box = emb[..., model.config.region_dim:]
+        from vrgv.training.model import distinct_attention
+        swapped = []
+        for i in (0, 2):
+            moved = distinct_attention(p_o[i:i + 1], p_s[i:i + 1])
+            pool = lambda a: torch.einsum("rnm,nmk->rnk", a, box)  # noqa: E731
+            k = max(1, round(model.config.temporal_head_topk * N))
+            pred = q[i:i + 1, 1:4]
+            fwd = model.temporal_head.firing_and_score(model.head_features(pool(p_s[i:i + 1]), pool(moved)), pred, 9, k)
+            rev = model.temporal_head.firing_and_score(model.head_features(pool(moved), pool(p_s[i:i + 1])), pred, 9, k)
+            swap = bool(rev[1] > fwd[1])
+            swapped.append(swap)
+            want_s, want_o, want_b = (moved, p_s[i:i + 1], rev[0]) if swap else (p_s[i:i + 1], moved, fwd[0])
+            torch.testing.assert_close(a_s[i:i + 1], want_s)
+            torch.testing.assert_close(a_o[i:i + 1], want_o)
+            torch.testing.assert_close(b1[i:i + 1], want_b)
+    assert model.config.temporal_head_features == "relative"
+    assert len(swapped) == 2
+
+
+def test_relative_head_with_distinct_roles_exports_to_onnx_with_parity(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from _export_helpers import small_model
+
+    from vrgv.export import export_bundle
+
+    model, vocab, meta = small_model(seed=11, temporal_head=True, num_predicates=P, spatial_scoring="dot",
+                                     temporal_head_features="relative", distinct_same_category=True)
+    with torch.no_grad():
+        model.temporal_head.predicate_tokens.copy_(torch.from_numpy(predicate_token_table(vocab)))
+        for p in model.temporal_head.parameters():
+            p.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(11))
+    result = export_bundle((model, vocab, {**meta, "sigma": HEAD_SIGMA}), tmp_path / "b.vrgv", parity_sizes=(1, 7))
+    assert result.parity["fp32"]["max_abs_error"] <= 1e-4
+
+
+def test_head_feature_choice_is_validated_and_round_trips():
+    with pytest.raises(ConfigError, match="temporal_head_features"):
+        small_config(temporal_head=True, num_predicates=P, temporal_head_features="pixels")
+    c = small_config(temporal_head=True, num_predicates=P, temporal_head_features="relative", distinct_same_category=True)
+    back = ModelConfig.from_dict(c.to_dict())
+    assert back.temporal_head_features == "relative" and back.distinct_same_category
+
+
+def test_fit_records_the_linking_threshold_and_rejects_one_outside_the_curve():
+    samples, store = _store(2, videos=4)
+    model = with_temporal_head(make_model(seed=12, spatial_scoring="dot", num_predicates=P))
+    with pytest.raises(ConfigError, match="sigma"):
+        fit_temporal_head(model, VOCAB, samples, store, steps=5, sigma=1.5)
+    assert fit_temporal_head(model, VOCAB, samples, store, steps=5, sigma=0.3)["sigma"] == 0.3
+    assert 0.0 < HEAD_SIGMA < 1.0

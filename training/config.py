@@ -80,6 +80,13 @@ class ModelConfig:
     temporal_head_members: int = 5  # ensemble size: the curve is the members' mean firing probability
     temporal_head_smooth: int = 9  # odd box-filter width (sampled frames) applied to the firing map
     temporal_head_topk: float = 0.2  # fraction of frames whose mean score is a bag's score (the shortest instance)
+    # what the head sees per frame: "geometry" (pair_geometry_features: boxes, offset, velocities, 27 numbers) or
+    # "relative" (pair_relative_features: those plus the pair's layout and motion in its own size unit, 57)
+    temporal_head_features: str = "geometry"
+    # a query whose subject and object are one category (person-chase-person) has identical spatial queries, so α_s
+    # and α_o pick the same box. With this switch the object's attention leaves the subject's box in every frame,
+    # and with a temporal head the two roles go to whichever order the head scores higher for the predicate
+    distinct_same_category: bool = False
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -108,6 +115,9 @@ class ModelConfig:
                               f"{self.temporal_head_members} and {self.temporal_head_smooth}")
         if not 0.0 < float(self.temporal_head_topk) <= 1.0:
             raise ConfigError(f"ModelConfig.temporal_head_topk must lie in (0, 1], got {self.temporal_head_topk!r}")
+        if self.temporal_head_features not in ("geometry", "relative"):
+            raise ConfigError(f"ModelConfig.temporal_head_features must be 'geometry' or 'relative', "
+                              f"got {self.temporal_head_features!r}")
         if self.region_mil_weight > 0 and self.num_objects <= 0:
             raise ConfigError("ModelConfig.region_mil_weight > 0 needs num_objects (the vocabulary's object count)")
         for name in ("word_aux_weight", "temporal_aux_weight", "temporal_mil_weight", "region_mil_weight",

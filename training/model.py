@@ -59,9 +59,9 @@ class TemporalHead(nn.Module):
     whose firing probabilities are averaged (one fit varies a lot with its seed). At inference it scores only the
     query's predicate, found by matching the query's predicate tokens against ``predicate_tokens``."""
 
-    def __init__(self, hidden: int, num_predicates: int, members: int) -> None:
+    def __init__(self, hidden: int, num_predicates: int, members: int, input_dim: int = 27) -> None:
         super().__init__()
-        K, F_, P = members, GEOMETRY_DIM, num_predicates
+        K, F_, P = members, input_dim, num_predicates
         self.w1 = nn.Parameter(torch.zeros(K, F_, hidden))
         self.b1 = nn.Parameter(torch.zeros(K, 1, hidden))
         self.w2 = nn.Parameter(torch.zeros(K, hidden, hidden))
@@ -88,8 +88,13 @@ class TemporalHead(nn.Module):
 
     def firing(self, geometry: Tensor, predicate_ids: Tensor, smooth: int) -> Tensor:
         """Mean over members of σ(logit of the query's predicate) per frame, box-filtered over ``smooth`` frames and
-        divided by its maximum: geometry [R,N,27], predicate token ids [R,3] -> [R,N] in [0, 1]. A predicate the
+        divided by its maximum: geometry [R,N,F], predicate token ids [R,3] -> [R,N] in [0, 1]. A predicate the
         head does not know matches no row and gives the flat curve σ(0) (every frame)."""
+        return self.firing_and_score(geometry, predicate_ids, smooth, 1)[0]
+
+    def firing_and_score(self, geometry: Tensor, predicate_ids: Tensor, smooth: int, k: int) -> tuple[Tensor, Tensor]:
+        """``firing`` [R,N] and the log of the bag score the fit trained [R]: the mean of the ``k`` highest smoothed
+        probabilities (what decides which of two boxes is the subject of a same-category query)."""
         same = (predicate_ids.unsqueeze(1) == self.predicate_tokens.unsqueeze(0)).to(geometry.dtype)  # [R,P,3]
         match = (same.sum(-1) == float(same.shape[-1])).to(geometry.dtype)  # [R,P] (ReduceSum: opset-17 friendly)
         weight = torch.matmul(match, self.w_out)  # [K,R,h]: each member's output row of the query's predicate
@@ -106,7 +111,9 @@ class TemporalHead(nn.Module):
         # mean over the frames inside the video (the window shrinks at its ends, so they are not pulled down)
         smoothed = F.avg_pool1d(fire.unsqueeze(1), smooth, stride=1, padding=smooth // 2,
                                 count_include_pad=False).squeeze(1)
-        return smoothed / smoothed.amax(-1, keepdim=True)
+        peak = smoothed.amax(-1, keepdim=True)
+        log_score = torch.log(smoothed.topk(k, dim=-1).values.mean(-1)) + log_fire.amax(-1)  # [R]
+        return smoothed / peak, log_score
 
 
 class VRGVModel(nn.Module):
@@ -188,7 +195,8 @@ class VRGVModel(nn.Module):
             self.region_cls = nn.Linear(E, c.num_objects)
         if c.temporal_head:  # its own random draw: adding the head leaves the rest of training unchanged
             with torch.random.fork_rng(devices=[]):
-                self.temporal_head = TemporalHead(c.temporal_head_hidden, c.num_predicates, c.temporal_head_members)
+                self.temporal_head = TemporalHead(c.temporal_head_hidden, c.num_predicates, c.temporal_head_members,
+                                                  RELATIVE_DIM if c.temporal_head_features == "relative" else GEOMETRY_DIM)
         self.drop = nn.Dropout(c.dropout)
 
     # ------------------------------------------------------------------------------------------
@@ -218,11 +226,8 @@ class VRGVModel(nn.Module):
         c = self.config
         if c.spatial_scoring != "dot" or c.pair_geometry:
             out = self._encode(region_emb.unsqueeze(0), query_ids)
-            if c.temporal_head:
-                box = region_emb[..., c.region_dim:]
-                b_s, b_o = torch.matmul(out["alpha_s"].transpose(0, 1), box), torch.matmul(out["alpha_o"].transpose(0, 1), box)
-                return (out["alpha_s"], out["alpha_o"], *self.head_betas(b_s.transpose(0, 1), b_o.transpose(0, 1), query_ids))
-            return out["alpha_s"], out["alpha_o"], out["beta1"], out["beta2"]
+            box = region_emb[..., c.region_dim:] if c.temporal_head else None
+            return self._finish_attend(out["alpha_s"], out["alpha_o"], out["beta1"], out["beta2"], box, query_ids)
         region_box = None
         if c.temporal_head:
             region_emb, region_box = region_emb[..., : c.region_dim], region_emb[..., c.region_dim:]
@@ -262,18 +267,51 @@ class VRGVModel(nn.Module):
             beta1 = f_rel.new_ones(R, N) / float(N)
             beta2 = f_rel.new_ones(R, c.num_clips) / float(c.num_clips)
         alpha_so = alpha.reshape(N, R, 2, M).permute(2, 1, 0, 3)  # [2,R,N,M]
-        if region_box is not None:  # the temporal head's curve replaces the attention for linking
+        if region_box is not None and not c.distinct_same_category:  # the head's curve replaces the attention
             boxes = torch.matmul(alpha, region_box).reshape(N, R, 2, -1).permute(2, 1, 0, 3)  # [2,R,N,5]
-            beta1, beta2 = self.head_betas(boxes[0], boxes[1], query_ids)
-        return alpha_so[0], alpha_so[1], beta1, beta2
+            beta1, beta2 = self.head_betas(boxes[0], boxes[1], query_ids)[:2]
+            return alpha_so[0], alpha_so[1], beta1, beta2
+        return self._finish_attend(alpha_so[0], alpha_so[1], beta1, beta2, region_box, query_ids)
 
-    def head_betas(self, box_s: Tensor, box_o: Tensor, query_ids: Tensor) -> tuple[Tensor, Tensor]:
+    def _finish_attend(self, alpha_s: Tensor, alpha_o: Tensor, beta1: Tensor, beta2: Tensor,
+                       region_box: Tensor | None, query_ids: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``attend``'s last step: with ``distinct_same_category`` the object's α [R,N,M] of a same-category query
+        leaves the subject's box; with a temporal head [region_box N,M,5] β is the head's curve, and a
+        same-category query's roles take the order the head scores higher."""
+        same = None
+        if self.config.distinct_same_category:
+            same = query_ids[:, 0] == query_ids[:, QUERY_LEN - 1]  # [R]
+            alpha_o = torch.where(same[:, None, None], distinct_attention(alpha_o, alpha_s), alpha_o)
+        if region_box is not None:
+            box_s = torch.matmul(alpha_s.transpose(0, 1), region_box).transpose(0, 1)  # [R,N,5]
+            box_o = torch.matmul(alpha_o.transpose(0, 1), region_box).transpose(0, 1)
+            beta1, beta2, swap = self.head_betas(box_s, box_o, query_ids, same)
+            if swap is not None:
+                alpha_s, alpha_o = (torch.where(swap[:, None, None], alpha_o, alpha_s),
+                                    torch.where(swap[:, None, None], alpha_s, alpha_o))
+        return alpha_s, alpha_o, beta1, beta2
+
+    def head_features(self, box_s: Tensor, box_o: Tensor) -> Tensor:
+        """What the temporal head sees per frame of α-pooled boxes [B,N,5] (``temporal_head_features``)."""
+        if self.config.temporal_head_features == "relative":
+            return pair_relative_features(box_s, box_o)
+        return pair_geometry_features(box_s, box_o)
+
+    def head_betas(self, box_s: Tensor, box_o: Tensor, query_ids: Tensor,
+                   same: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
         """``attend``'s β with ``temporal_head``: the head's curve for the query's predicate on the α-pooled
-        boxes [R,N,5] as β1 [R,N], zeros as β2 [R,H] (so β = β1 and σ thresholds a fraction of its peak)."""
+        boxes [R,N,5] as β1 [R,N], zeros as β2 [R,H] (so β = β1 and σ thresholds a fraction of its peak). With
+        ``same`` [R] bool, also the rows whose object box the head scores higher as the subject (swap [R])."""
         c = self.config
-        beta1 = self.temporal_head.firing(pair_geometry_features(box_s, box_o), query_ids[:, 1:QUERY_LEN - 1],
-                                          c.temporal_head_smooth)
-        return beta1, beta1.new_zeros(beta1.shape[0], c.num_clips)
+        head, pred = self.temporal_head, query_ids[:, 1:QUERY_LEN - 1]
+        k = max(1, int(round(float(c.temporal_head_topk) * c.num_frames)))  # static: the graph has N frames
+        beta1, score = head.firing_and_score(self.head_features(box_s, box_o), pred, c.temporal_head_smooth, k)
+        swap = None
+        if same is not None:
+            beta_rev, score_rev = head.firing_and_score(self.head_features(box_o, box_s), pred, c.temporal_head_smooth, k)
+            swap = same & (score_rev > score)
+            beta1 = torch.where(swap[:, None], beta_rev, beta1)
+        return beta1, beta1.new_zeros(beta1.shape[0], c.num_clips), swap
 
     # ------------------------------------------------------------------------------------------
     # training
@@ -586,6 +624,64 @@ def pair_geometry_features(box_s: Tensor, box_o: Tensor, step: int = 2) -> Tenso
     height_ratio = torch.log(((box_s[..., 3:4] - box_s[..., 1:2]).clamp(min=0) + eps)
                              / ((box_o[..., 3:4] - box_o[..., 1:2]).clamp(min=0) + eps))
     return torch.cat([box_s, box_o, box_s - box_o, velocity(box_s), velocity(box_o), area_ratio, height_ratio], dim=-1)
+
+
+RELATIVE_DIM = GEOMETRY_DIM + 30
+
+
+def pair_relative_features(box_s: Tensor, box_o: Tensor, step: int = 2) -> Tensor:
+    """``pair_geometry_features`` plus the pair's relative layout and motion in the pair's own size unit, the
+    "relativity" cues of video relation detection (Shang et al., 2017): centre offsets, gaps and overlaps, edge
+    tests, log size ratios, speeds, heading toward the other box, closing speed, how far one is ahead of the other
+    along its motion. Every ratio has a floor and a clamp, so malformed boxes give finite numbers -> [B,N,57]."""
+    eps = 1e-4
+
+    def parts(b: Tensor) -> tuple[Tensor, ...]:
+        x1, y1, x2, y2 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+        return x1, y1, x2, y2, (x2 - x1).clamp(min=0), (y2 - y1).clamp(min=0), (x1 + x2) / 2, (y1 + y2) / 2
+
+    def norm(x: Tensor, y: Tensor) -> Tensor:  # eps outside the root: an exported sqrt(x + 1e-8) lost its 1e-8
+        return torch.sqrt(x * x + y * y) + eps
+
+    def velocity(v: Tensor) -> Tensor:
+        after = torch.cat([v[:, step:], v[:, -1:].expand(-1, step)], dim=1)
+        before = torch.cat([v[:, :1].expand(-1, step), v[:, :-step]], dim=1)
+        return (after - before) * 10.0
+
+    sx1, sy1, sx2, sy2, sw, sh, scx, scy = parts(box_s)
+    ox1, oy1, ox2, oy2, ow, oh, ocx, ocy = parts(box_o)
+    scale = 0.5 * (torch.sqrt(sw * sh) + torch.sqrt(ow * oh)) + eps
+    min_w, min_h = torch.minimum(sw, ow) + eps, torch.minimum(sh, oh) + eps
+    over_x = torch.minimum(sx2, ox2) - torch.maximum(sx1, ox1)
+    over_y = torch.minimum(sy2, oy2) - torch.maximum(sy1, oy1)
+    inter = over_x.clamp(min=0) * over_y.clamp(min=0)
+    svx, svy, ovx, ovy = velocity(scx), velocity(scy), velocity(ocx), velocity(ocy)
+    s_speed, o_speed = norm(svx, svy), norm(ovx, ovy)
+    dx, dy = ocx - scx, ocy - scy  # subject -> object
+    dist = norm(dx, dy)
+    rel = [
+        (scx - ocx) / scale, (scy - ocy) / scale, (sy2 - oy2) / scale,  # offsets; bottom edges (ground depth)
+        -over_x / scale, -over_y / scale, over_x / min_w, over_y / min_h, inter / (min_w * min_h),
+        (scx - ox1) / scale, (sx2 - ocx) / scale, (scx - ox2) / scale, (sx1 - ocx) / scale,  # left / right edge tests
+        (sy2 - oy1) / (oh + eps), (oy2 - sy1) / (sh + eps),  # above / beneath
+        (scx - ocx) / (ow + eps), (sy1 - oy1) / (oh + eps),  # riding: centred on the mount, top above its top
+        torch.log((sw + eps) / (ow + eps)), torch.log((sh + eps) / (oh + eps)),
+        s_speed, o_speed, torch.log(s_speed / o_speed),
+        svx - ovx, svy - ovy, norm(svx - ovx, svy - ovy) / (o_speed + s_speed),
+        (svx * ovx + svy * ovy) / (s_speed * o_speed),  # cosine of the two headings
+        (svx * dx + svy * dy) / (s_speed * dist), (ovx * dx + ovy * dy) / (o_speed * dist),  # heading to the other
+        ((svx - ovx) * dx + (svy - ovy) * dy) / dist,  # closing speed
+        (dx * svx + dy * svy) / (s_speed * scale), (-dx * ovx - dy * ovy) / (o_speed * scale),  # ahead along motion
+    ]
+    extra = torch.stack(rel, dim=-1).clamp(-20.0, 20.0)
+    return torch.cat([pair_geometry_features(box_s, box_o, step), extra], dim=-1)
+
+
+def distinct_attention(alpha_o: Tensor, alpha_s: Tensor) -> Tensor:
+    """The object's attention [R,N,M] with each region's weight scaled by how far it is from being the subject's
+    peak in that frame (its own peak gets 0), renormalised: the object of a same-category query goes elsewhere."""
+    kept = alpha_o * (1.0 - alpha_s / alpha_s.amax(-1, keepdim=True))
+    return kept / (kept.sum(-1, keepdim=True) + 1e-37)
 
 
 def beta_per_frame(beta1: np.ndarray, beta2: np.ndarray, clip_len: int) -> np.ndarray:

@@ -30,8 +30,9 @@ from vrgv.vocab import QUERY_LEN, Vocabulary
 
 log = logging.getLogger(__name__)
 
-#: Linking threshold for a model with a temporal head: half of the curve's peak (its β1 has maximum 1).
-HEAD_SIGMA = 0.5
+#: Linking threshold for a model with a temporal head, as a fraction of the curve's peak (its β1 has maximum 1):
+#: 0.2 was best of 0.05-0.5 on the grounding world's 100-video validation split (accuracy_synthetic.md, session 11).
+HEAD_SIGMA = 0.2
 
 
 def predicate_token_table(vocab: Vocabulary) -> np.ndarray:
@@ -48,8 +49,6 @@ def geometry_bags(model: Any, vocab: Vocabulary, samples: Sequence[Sample], stor
     ``negative_pairs``, also one all-negative bag per ordered pair of different categories that the video's labels
     name but never relate to each other."""
     import torch
-
-    from vrgv.training.model import pair_geometry_features
 
     bags: dict[str, dict[tuple[str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
     for s in samples:
@@ -75,7 +74,7 @@ def geometry_bags(model: Any, vocab: Vocabulary, samples: Sequence[Sample], stor
             emb = model.embed_regions(bn, torch.from_numpy(vr.features.astype(np.float32)))
             a_s, a_o = model.attend(emb, q)[:2]
             b_s, b_o = torch.einsum("rnm,nmk->rnk", a_s, bn), torch.einsum("rnm,nmk->rnk", a_o, bn)
-            geometry.append(pair_geometry_features(b_s, b_o))
+            geometry.append(model.head_features(b_s, b_o))
             y = torch.zeros(len(pairs), len(vocab.predicates))
             for k, key in enumerate(pairs):
                 for p in bags[video_id][key]:
@@ -87,7 +86,8 @@ def geometry_bags(model: Any, vocab: Vocabulary, samples: Sequence[Sample], stor
 
 
 def fit_temporal_head(model: Any, vocab: Vocabulary, samples: Sequence[Sample], store: dict[str, VideoRegions],
-                      *, steps: int = 400, lr: float = 3e-3, seed: int = 0, negative_pairs: bool = False) -> dict[str, Any]:
+                      *, steps: int = 400, lr: float = 3e-3, seed: int = 0, negative_pairs: bool = False,
+                      sigma: float = HEAD_SIGMA) -> dict[str, Any]:
     """Fit ``model.temporal_head`` in place (full-batch Adam on the top-k bag loss; the encoder is untouched) and
     return a record of the fit for the checkpoint's meta."""
     import torch
@@ -97,6 +97,8 @@ def fit_temporal_head(model: Any, vocab: Vocabulary, samples: Sequence[Sample], 
         raise ConfigError("this model has no temporal head: set model.temporal_head to true in the config")
     if steps <= 0 or lr <= 0:
         raise ConfigError(f"temporal head: steps and lr must be positive, got {steps} and {lr}")
+    if not 0.0 < float(sigma) < 1.0:
+        raise ConfigError(f"temporal head: sigma is a fraction of the curve's peak, in (0, 1); got {sigma}")
     t0 = time.perf_counter()
     geometry, labels = geometry_bags(model, vocab, samples, store, negative_pairs)
     head = model.temporal_head
@@ -122,7 +124,7 @@ def fit_temporal_head(model: Any, vocab: Vocabulary, samples: Sequence[Sample], 
     record = {"bags": int(geometry.shape[0]), "predicates_fitted": int(seen.numel()),
               "videos": len({s.video_id for s in samples}), "topk_frames": k, "negative_pairs": negative_pairs, "steps": steps, "lr": lr, "seed": seed, "members": head.members,
               "loss_first": round(float(np.mean(first)), 5), "loss_last": round(float(np.mean(last)), 5),
-              "seconds": round(time.perf_counter() - t0, 1), "sigma": HEAD_SIGMA}
+              "seconds": round(time.perf_counter() - t0, 1), "sigma": float(sigma)}
     log.info("temporal head (%d members) fitted on %d bags of %d videos: mean bag loss %.4f -> %.4f in %.0f s",
              head.members, record["bags"], record["videos"], record["loss_first"], record["loss_last"], record["seconds"])
     return record
@@ -158,19 +160,25 @@ def _fit_member(head: Any, member: int, normed: Any, labels: Any, seen: Any, k: 
     return losses
 
 
-def with_temporal_head(model: Any, members: int | None = None) -> Any:
-    """A copy of a trained model with ``temporal_head`` switched on (same weights, a fresh head of ``members``
-    MLPs to fit; default: the config's)."""
+def with_temporal_head(model: Any, members: int | None = None, features: str | None = None,
+                       distinct_same_category: bool | None = None) -> Any:
+    """A copy of a trained model with ``temporal_head`` switched on (same encoder weights, a fresh head to fit):
+    ``members`` MLPs on ``features`` ("geometry" or "relative"), and ``distinct_same_category`` set; each
+    defaults to the config's."""
     from dataclasses import replace
 
     from vrgv.training.model import VRGVModel
 
     c = model.config
-    if c.temporal_head and members in (None, c.temporal_head_members):
+    wanted = replace(c, temporal_head=True, temporal_head_members=members or c.temporal_head_members,
+                     temporal_head_features=features or c.temporal_head_features,
+                     distinct_same_category=c.distinct_same_category if distinct_same_category is None
+                     else bool(distinct_same_category))
+    if wanted == c:
         return model
     if c.num_predicates <= 0:
         raise ConfigError("the checkpoint's config has no num_predicates; retrain with model.temporal_head: true")
-    new = VRGVModel(replace(c, temporal_head=True, temporal_head_members=members or c.temporal_head_members))
+    new = VRGVModel(wanted)
     encoder = {k: v for k, v in model.state_dict().items() if not k.startswith("temporal_head.")}  # an old head goes
     missing, unexpected = new.load_state_dict(encoder, strict=False)
     if unexpected or any(not k.startswith("temporal_head.") for k in missing):
@@ -195,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="also fit all-negative bags: named categories the labels never relate (lower AccR here)")
     p.add_argument("--members", type=int, default=None, help="ensemble size (default: the config's, 5)")
     p.add_argument("--seed", type=int, default=None, help="seed of the head's initialisation (default: the training seed)")
+    p.add_argument("--features", choices=["geometry", "relative"], default=None,
+                   help="what the head sees per frame (default: the config's temporal_head_features)")
+    p.add_argument("--distinct-same-category", action=argparse.BooleanOptionalAction, default=None,
+                   help="separate the object's attention from the subject's for same-category queries and let the "
+                        "head order the roles (default: the config's distinct_same_category)")
+    p.add_argument("--sigma", type=float, default=HEAD_SIGMA,
+                   help=f"linking threshold stored with the checkpoint, a fraction of the curve's peak (default {HEAD_SIGMA})")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -204,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, vocab, meta = load_checkpoint(args.checkpoint)
         cfg = TrainConfig.from_dict(meta.get("train_config", {}))
-        model = with_temporal_head(model, args.members)
+        model = with_temporal_head(model, args.members, args.features, args.distinct_same_category)
         anns = load_annotations(args.annotations)
         samples = weak_samples(anns, vocab)
         train_set, _ = split_by_video(samples, cfg.val_fraction, cfg.seed)  # the videos the encoder trained on
@@ -212,14 +227,14 @@ def main(argv: list[str] | None = None) -> int:
         store = checkpoint_regions(args, [a for a in anns if a.video_id in used], model, vocab, meta, seed=cfg.seed)
         record = fit_temporal_head(model, vocab, train_set, store, steps=args.steps,
                                    seed=cfg.seed if args.seed is None else args.seed,
-                                   negative_pairs=args.negative_pairs)
+                                   negative_pairs=args.negative_pairs, sigma=args.sigma)
         record["command"] = " ".join(["python -m vrgv.training.temporal_head", *(argv if argv is not None else sys.argv[1:])])
-        save_checkpoint(model, vocab, args.out, {**meta, "sigma": HEAD_SIGMA, "temporal_head": record})
+        save_checkpoint(model, vocab, args.out, {**meta, "sigma": record["sigma"], "temporal_head": record})
     except VrgvError as exc:
         print(f"temporal_head: error: {exc}", file=sys.stderr)
         return 2
     print(f"temporal head fitted on {record['bags']} bags in {record['seconds']:.0f} s; checkpoint {args.out} "
-          f"(link with sigma = {HEAD_SIGMA})")
+          f"(link with sigma = {record['sigma']:g})")
     return 0
 
 
