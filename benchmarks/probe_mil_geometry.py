@@ -22,7 +22,8 @@ N = 120
 
 
 def pair_bags(anns, boxes: str, model=None, vocab=None, store=None) -> list:
-    """[(box_s [N,5], box_o [N,5], {predicate: inside mask [N]})] per annotated (subject, object) pair."""
+    """[(box_s [N,5], box_o [N,5], {predicate: inside mask [N]}, seconds between samples)] per annotated
+    (subject, object) pair."""
     from vrgv.training.evaluate import attend_video
 
     out = []
@@ -64,7 +65,8 @@ def pair_bags(anns, boxes: str, model=None, vocab=None, store=None) -> list:
             inside: dict[str, np.ndarray] = {}
             for r in rs:
                 inside[r.predicate] = inside.get(r.predicate, np.zeros(N, bool)) | ((fids >= r.begin_fid) & (fids < r.end_fid))
-            out.append((box_s, box_o, inside))
+            seconds = (a.frame_count - 1) / (N - 1) / float(a.fps or 30.0)  # time between two samples
+            out.append((box_s, box_o, inside, seconds))
     return out
 
 
@@ -75,8 +77,11 @@ def bag_tensors(bags: list, index: dict, features: str = "geometry") -> tuple:
 
     from vrgv.training.model import pair_geometry_features, pair_relative_features
 
-    g = (pair_relative_features if features == "relative" else pair_geometry_features)(torch.from_numpy(np.stack([b[0] for b in bags])),
-                               torch.from_numpy(np.stack([b[1] for b in bags])))
+    timed = features.endswith("-timed")  # velocities in frame fractions per second (needs each video's fps)
+    scale = torch.tensor([1.0 / (4.0 * b[3]) for b in bags]) if timed else None
+    g = (pair_relative_features if features.startswith("relative") else pair_geometry_features)(
+        torch.from_numpy(np.stack([b[0] for b in bags])), torch.from_numpy(np.stack([b[1] for b in bags])),
+        velocity_scale=scale)
     y = torch.zeros(len(bags), len(index))
     for k, b in enumerate(bags):
         for q in b[2]:

@@ -33,8 +33,8 @@ def main() -> None:
     p.add_argument("--checkpoint")
     p.add_argument("--train-regions")
     p.add_argument("--test-regions")
-    p.add_argument("--features", choices=["geometry", "relative"], default="geometry",
-                   help="per-frame inputs: pair_geometry_features or pair_relative_features")
+    p.add_argument("--features", choices=["geometry", "relative", "geometry-timed", "relative-timed"], default="geometry",
+                   help="per-frame inputs: pair_geometry_features or pair_relative_features; -timed: velocities per second")
     args = p.parse_args()
     torch.set_num_threads(2)
     train, test, index, (g_train, y_train), (g_test, _) = load_bags(p, args)

@@ -1,7 +1,7 @@
 """``vrgv bench``: per-stage latency of the grounding pipeline, with machine facts, JSON and Markdown out.
 
-Stages: decode, region extraction, encoder (per backend: embed + attend at R relations), linking (per
-linking backend), interpolation, end to end per video and per relation. Every stage is warmed up first,
+Stages: decode, region extraction, encoder (per backend: embed + attend at R relations), instance choice (bundles
+with ``instance_choice``), linking (per linking backend), interpolation, end to end per video and per relation. Every stage is warmed up first,
 then timed ``repeats`` times (median, p90, p99). ``scaling=True`` adds the cost of linking and the encoder
 as N, M and R grow and of decoding as the video grows, and names the dominant stage.
 """
@@ -273,6 +273,16 @@ def run_bench(
         secs = time_call(lambda: link_many(b64, a_s, a_o, beta, regions.frame_ids, regions.num_frames, sigma=spec.sigma,
                                            backend=lk), repeats, warmup)
         stages.append(StageStats.from_samples("linking", lk, secs, f"R={len(relations)}, per call"))
+    if spec.instance_choice:  # candidate tracks and the head's choice of instances, before the final linking
+        from vrgv.instances import choose_instances
+
+        say("instance choice")
+        pred_ids = grounder.vocabulary.encode_query(relations)[:, 1:-1]
+        secs = time_call(lambda: choose_instances(
+            regions.boxes, regions.normalized_boxes(), a_s, a_o, beta, regions.frame_ids, pred_ids, grounder.head,
+            spec.instance_temperature, spec.instance_gamma, num_frames=regions.num_frames), repeats, warmup)
+        stages.append(StageStats.from_samples("instances", "numpy + linking", secs,
+                                              f"R={len(relations)}, T={spec.instance_temperature:g}"))
     res = link_many(b64, a_s, a_o, beta, regions.frame_ids, regions.num_frames, sigma=spec.sigma)[0]
     kept = np.asarray(res.kept_indices)
     kept_fids = regions.frame_ids[kept]

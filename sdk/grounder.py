@@ -68,6 +68,10 @@ class ModelSpec:
     clip_len: int = DEFAULT_CLIP_LEN
     sigma: float = DEFAULT_SIGMA
     temporal_head: bool = False  # β is the temporal head's curve (peak 1, σ a fraction of it), not the attention
+    # choose subject and object instances among candidate tracks with the head (vrgv.instances); needs ``head``
+    instance_choice: bool = False
+    instance_temperature: float = 16.0
+    instance_gamma: float = 0.5
 
     @property
     def beta_label(self) -> str:
@@ -101,6 +105,7 @@ class Grounder:
         iou_weight: float = 1.0,
         name: str = "custom",
         read_video: Callable[..., Any] | None = None,
+        head: Any = None,
     ) -> None:
         if not isinstance(vocabulary, Vocabulary):
             raise BundleError(f"Grounder needs a vrgv.Vocabulary, got {type(vocabulary).__name__}")
@@ -112,6 +117,8 @@ class Grounder:
         self._backend_src = backend
         self._extractor_src = extractor
         self._read_video = read_video
+        self._head_src = head  # vrgv.instances.HeadWeights, or a factory of it (spec.instance_choice)
+        self._head: Any = None
         self._backend: Any = None
         self._extractor: Any = None
         self._lock = threading.Lock()
@@ -129,12 +136,15 @@ class Grounder:
         linker: str = "auto",
         extractor: Any = None,
         precision: str = "fp32",
+        instance_choice: bool | None = None,
     ) -> "Grounder":
         """Open a bundle folder (``None`` = the bundled default) and pick the backend and linker.
 
         The encoder session and the region detector are created on first use; ``extractor`` replaces
         the bundle's built-in detector (any callable with the ``vrgv.extractors`` signature). ``precision="fp16"``
         selects the bundle's float16 graphs (onnxruntime, tensorrt) or float16 autocast (torch on CUDA).
+        ``instance_choice`` turns the bundle's instance choice (:mod:`vrgv.instances`) on or off; ``None`` keeps
+        the bundle's setting. Turning it on needs a bundle with a temporal head.
         """
         from vrgv.bundle import Bundle
 
@@ -142,6 +152,11 @@ class Grounder:
             raise BackendError(f"precision={precision!r} is not supported; use 'fp32' or 'fp16'")
         bundle = Bundle.default() if path is None else Bundle.load(path)
         spec = spec_from_bundle(bundle)
+        if instance_choice is not None:
+            if instance_choice and not spec.temporal_head:
+                raise BundleError(f"bundle {bundle.name!r} has no temporal head, so it cannot choose instances; "
+                                  f"leave instance_choice unset or export a model with temporal_head")
+            spec = dataclasses.replace(spec, instance_choice=bool(instance_choice))
         vocabulary = _bundle_vocabulary(bundle)
 
         def make_backend() -> Any:
@@ -161,6 +176,7 @@ class Grounder:
             extractor=extractor if extractor is not None else Lazy(make_extractor),
             linker=linker,
             name=name,
+            head=Lazy(lambda: head_from_bundle(bundle)) if spec.instance_choice else None,
         )
         grounder.bundle = bundle  # type: ignore[attr-defined]
         detector = (bundle.manifest.detector or {}).get("file")
@@ -203,6 +219,18 @@ class Grounder:
                     log.info("vrgv: region extractor %s", getattr(ex, "name", None) or getattr(ex, "__name__", type(ex).__name__))
                     self._extractor = ex
         return self._extractor
+
+    @property
+    def head(self) -> Any:
+        """The temporal head that chooses instances (``spec.instance_choice``; loaded on first use)."""
+        if self._head is None:
+            with self._lock:
+                if self._head is None:
+                    if self._head_src is None:
+                        raise BundleError("this Grounder's spec asks for instance choice but it has no temporal "
+                                          "head; pass head=vrgv.instances.HeadWeights(...) or load a bundle")
+                    self._head = self._head_src() if _is_factory(self._head_src) else self._head_src
+        return self._head
 
     @property
     def linker_name(self) -> str:
@@ -333,10 +361,19 @@ class Grounder:
         from vrgv.linking import link_many, to_grounding
 
         beta = att.beta(self.spec.clip_len)
+        alpha_s, alpha_o = att.alpha_s.astype(np.float64), att.alpha_o.astype(np.float64)
+        if self.spec.instance_choice:
+            from vrgv.instances import choose_instances
+
+            alpha_s, alpha_o, beta = choose_instances(
+                regions.boxes, regions.normalized_boxes(), alpha_s, alpha_o, beta, regions.frame_ids,
+                self.vocabulary.encode_query(rels)[:, 1:-1], self.head,
+                self.spec.instance_temperature, self.spec.instance_gamma, num_frames=regions.num_frames,
+                linker=self.linker)
         results = link_many(
             regions.boxes.astype(np.float64),
-            att.alpha_s.astype(np.float64),
-            att.alpha_o.astype(np.float64),
+            alpha_s,
+            alpha_o,
             beta,
             regions.frame_ids,
             regions.num_frames,
@@ -381,7 +418,23 @@ def spec_from_bundle(bundle: Any) -> ModelSpec:
         clip_len=int(m.clip_length),
         sigma=float(m.sigma),
         temporal_head=bool((m.model or {}).get("temporal_head", False)),
+        instance_choice=bool((m.model or {}).get("instance_choice", False)),
+        instance_temperature=float((m.model or {}).get("instance_temperature", 16.0)),
+        instance_gamma=float((m.model or {}).get("instance_gamma", 0.5)),
     )
+
+
+def head_from_bundle(bundle: Any) -> Any:
+    """The bundle's temporal head as :class:`vrgv.instances.HeadWeights` (from its safetensors weights)."""
+    from safetensors.numpy import load_file
+
+    from vrgv.instances import HeadWeights
+
+    m = bundle.manifest
+    if not m.weights:
+        raise BundleError(f"bundle {bundle.root} has no weights file; instance choice needs the temporal head's "
+                          f"weights (re-export the bundle)")
+    return HeadWeights.from_state(load_file(str(bundle.root / m.weights)), m.model or {})
 
 
 def _bundle_vocabulary(bundle: Any) -> Vocabulary:

@@ -325,3 +325,76 @@ def test_real_exported_bundle_through_onnxruntime_and_torch(tmp_path):
         assert x.beta.shape == (12,) and y.beta.shape == (12,)
     with pytest.raises(RelationError, match="unknown object 'spaceship'"):
         ort.ground(video, "person-ride-spaceship")
+
+
+def test_instance_choice_without_a_head_says_what_is_missing_and_with_one_gives_one_hot_tracks():
+    from vrgv.errors import BundleError
+    from vrgv.instances import RELATIVE_DIM, HeadWeights
+
+    vocab = Vocabulary.default()
+    spec = ModelSpec(num_samples=N, num_regions=M, feature_dim=D, clip_len=L, sigma=0.2, temporal_head=True,
+                     instance_choice=True)
+    video = make_video(7)
+    bare = Grounder(FakeBackend(), vocab, spec, extractor=fake_extractor)
+    with pytest.raises(BundleError, match="no temporal head"):
+        bare.ground(video, RELS[0])
+    P = len(vocab.predicates)
+    rng = np.random.default_rng(0)
+    head = HeadWeights(w1=rng.normal(size=(2, RELATIVE_DIM, 4)), b1=np.zeros((2, 1, 4)), w2=rng.normal(size=(2, 4, 4)),
+                       b2=np.zeros((2, 1, 4)), w_out=rng.normal(size=(2, P, 4)), b_out=np.zeros((2, P)),
+                       mean=np.zeros(RELATIVE_DIM), std=np.ones(RELATIVE_DIM),
+                       predicate_tokens=vocab.encode_query([f"person-{p}-dog" for p in vocab.predicates])[:, 1:4],
+                       features="relative")
+    g = Grounder(FakeBackend(), vocab, spec, extractor=fake_extractor, head=Lazy(lambda: head))
+    res = g.ground_many(video, RELS)
+    assert len(res) == len(RELS) and all(isinstance(r, Grounding) for r in res)
+    for r in res:  # the chosen pair is two different boxes
+        assert not np.allclose(r.subject.boxes, r.object.boxes)
+
+
+def test_default_bundle_chooses_instances_and_the_switch_turns_it_off(tmp_path):
+    _default_bundle_or_skip()
+    synth = pytest.importorskip("vrgv.synth")
+    info = synth.demo_video(tmp_path)
+    from vrgv.annotations import VideoAnnotation
+
+    video = Path(info["video"] if isinstance(info, dict) else info[0])
+    rels = VideoAnnotation.load(Path(info["annotation"] if isinstance(info, dict) else info[1])).relation_strings()[:6]
+    on, off = Grounder.load(), Grounder.load(instance_choice=False)
+    assert on.spec.instance_choice and not off.spec.instance_choice  # the bundled default chooses instances
+    regions = on.extract(video)
+    a, b = on.ground_many(regions, rels), off.ground_many(regions, rels)
+    assert len(a) == len(b) == len(rels)
+    assert any((x.start_fid, x.end_fid) != (y.start_fid, y.end_fid) or not np.allclose(x.subject.boxes, y.subject.boxes)
+               for x, y in zip(a, b))  # the choice changes some grounding
+
+
+def test_instance_choice_on_a_bundle_without_a_head_is_refused(monkeypatch):
+    from vrgv.errors import BundleError
+    import vrgv.grounder as grounder_module
+
+    bundle = _default_bundle_or_skip()
+    monkeypatch.setattr(grounder_module, "spec_from_bundle",
+                        lambda b: ModelSpec(num_samples=N, num_regions=M, feature_dim=D, clip_len=L))
+    with pytest.raises(BundleError, match="no temporal head"):
+        Grounder.load(bundle.root, instance_choice=True)
+
+
+def test_cli_ground_passes_the_instance_choice_switch(tmp_path, monkeypatch):
+    from vrgv.cli import main
+
+    seen = {}
+
+    def fake_load(cls, *a, **k):
+        seen.update(k)
+        return make_grounder()
+
+    monkeypatch.setattr(Grounder, "load", classmethod(fake_load))
+    regions = fake_extractor(make_video(3, frames=30)[np.linspace(0, 29, N).astype(int)], np.linspace(0, 29, N).astype(int),
+                             num_frames=30, width=64, height=48, video_id="v", fps=10.0)
+    path = tmp_path / "v.npz"
+    regions.save(path)
+    assert main(["ground", str(path), RELS[0], "--no-instance-choice", "--out", str(tmp_path / "p.json")]) == 0
+    assert seen["instance_choice"] is False
+    assert main(["ground", str(path), RELS[0], "--out", str(tmp_path / "p.json")]) == 0
+    assert seen["instance_choice"] is None

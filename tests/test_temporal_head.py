@@ -237,6 +237,12 @@ def test_relative_features_extend_the_geometry_and_read_left_of_and_approach():
     assert torch.all(rel[:, 0] < 0)  # centre offset in the pair's size unit: the subject is left of the object
     assert torch.all(rel[3:5, 25] > 0.9)  # heading: the subject moves toward the object
     assert torch.all(rel[3:5, 27] > 0)  # closing speed
+    # the subject's speed is the norm of its centre velocity, the same differences as the geometry's box velocities
+    vx = (g[0, :, 15] + g[0, :, 17]) / 2  # velocity of x1 and x2 -> of the centre
+    vy = (g[0, :, 16] + g[0, :, 18]) / 2
+    torch.testing.assert_close(rel[:, 18], torch.sqrt(vx * vx + vy * vy) + 1e-4)
+    timed = pair_relative_features(box_s, box_o, step=2, velocity_scale=torch.tensor([20.0]))
+    torch.testing.assert_close(timed[0, :, GEOMETRY_DIM + 18], 2.0 * (rel[:, 18] - 1e-4) + 1e-4)  # per-video scale
     degenerate = torch.zeros(2, 6, 5)  # zero-size, motionless boxes: finite numbers, not NaN or inf
     assert torch.isfinite(pair_relative_features(degenerate, degenerate)).all()
 
@@ -322,3 +328,53 @@ def test_fit_records_the_linking_threshold_and_rejects_one_outside_the_curve():
         fit_temporal_head(model, VOCAB, samples, store, steps=5, sigma=1.5)
     assert fit_temporal_head(model, VOCAB, samples, store, steps=5, sigma=0.3)["sigma"] == 0.3
     assert 0.0 < HEAD_SIGMA < 1.0
+
+
+def test_numpy_head_of_the_runtime_matches_the_torch_head():
+    from vrgv.instances import HeadWeights
+    from vrgv.instances import pair_relative_features as np_relative
+
+    from vrgv.training.model import pair_relative_features
+
+    model = head_model(seed=13, temporal_head_features="relative")
+    boxes, _ = video(13)
+    tracks = boxes[0].permute(1, 0, 2)  # [M,N,5]: each region index as a track
+    b_s, b_o = tracks[:3], tracks.flip(0)[:3]
+    np.testing.assert_allclose(np_relative(b_s.double().numpy(), b_o.double().numpy()),
+                               pair_relative_features(b_s, b_o).numpy(), rtol=1e-4, atol=2e-4)
+    head = HeadWeights.from_state({k: v.numpy() for k, v in model.state_dict().items()}, model.config.to_dict())
+    q = torch.from_numpy(VOCAB.encode_query(QUERIES))[:, 1:4]
+    k = max(1, round(model.config.temporal_head_topk * N))
+    with torch.no_grad():
+        curve, score = model.temporal_head.firing_and_score(model.head_features(b_s, b_o), q, 9, k)
+    np_curve, np_score = head.firing_and_score(b_s.double().numpy(), b_o.double().numpy(), q.numpy())
+    np.testing.assert_allclose(np_curve, curve.numpy(), atol=1e-4)
+    np.testing.assert_allclose(np_score, score.numpy(), atol=1e-3)
+
+
+def test_instance_choice_needs_the_head_and_sane_settings():
+    with pytest.raises(ConfigError, match="instance_choice"):
+        small_config(instance_choice=True)
+    with pytest.raises(ConfigError, match="instance_temperature"):
+        small_config(temporal_head=True, num_predicates=P, instance_choice=True, instance_temperature=0.5)
+    model = with_temporal_head(make_model(seed=14, spatial_scoring="dot", num_predicates=P), instance_choice=True)
+    assert model.config.instance_choice and model.config.temporal_head
+
+
+def test_evaluate_with_instance_choice_grounds_every_relation(tmp_path):
+    from vrgv.training.evaluate import ground_split
+
+    samples, store = _store(3, videos=4)
+    model = with_temporal_head(make_model(seed=15, spatial_scoring="dot", num_predicates=P), instance_choice=True)
+    fit_temporal_head(model, VOCAB, samples, store, steps=20)
+
+    class Ann:  # the two fields ground_split reads
+        def __init__(self, vid: str, rel: str) -> None:
+            self.video_id, self._rel = vid, rel
+
+        def relation_strings(self) -> list[str]:
+            return [self._rel, "person-left-person"]
+
+    preds = ground_split(model, VOCAB, [Ann(s.video_id, s.relation) for s in samples], store, sigma=HEAD_SIGMA)
+    assert set(preds) == {s.video_id for s in samples}
+    assert all(len(v) == 2 for v in preds.values())

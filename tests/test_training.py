@@ -171,15 +171,20 @@ def test_cli_train_with_temporal_head_fits_it_and_the_head_tool_refits_it(tmp_pa
     assert main(["train", "--annotations", str(ann_dir), "--simulate-regions", "--out", str(out),
                  "--config", str(cfg), "--seed", "3"]) == 0
     model, _, meta = load_checkpoint(out)
-    assert model.config.temporal_head and meta["sigma"] == 0.5
+    assert model.config.temporal_head and meta["sigma"] == temporal_head.HEAD_SIGMA
     assert meta["temporal_head"]["members"] == 2 and meta["temporal_head"]["videos"] == 3  # validation video held out
     refit = tmp_path / "refit"
     assert temporal_head.main(["--checkpoint", str(out), "--annotations", str(ann_dir), "--simulate-regions",
-                               "--out", str(refit), "--steps", "5", "--members", "3", "--threads", "1"]) == 0
+                               "--out", str(refit), "--steps", "5", "--members", "3", "--threads", "1",
+                               "--features", "relative", "--distinct-same-category", "--instance-choice",
+                               "--sigma", "0.3"]) == 0
     model2, _, meta2 = load_checkpoint(refit)
     assert model2.temporal_head.members == 3 and meta2["temporal_head"]["steps"] == 5
+    c2 = model2.config
+    assert c2.temporal_head_features == "relative" and c2.distinct_same_category and c2.instance_choice
+    assert meta2["sigma"] == 0.3
     assert "--members 3" in meta2["temporal_head"]["command"]
     capsys.readouterr()
     assert evaluate.main(["--checkpoint", str(refit), "--annotations", str(ann_dir), "--simulate-regions",
                           "--threads", "1"]) == 0
-    assert "σ=0.5" in capsys.readouterr().out
+    assert "σ=0.3" in capsys.readouterr().out  # grounded with instance choice, at the refit's σ

@@ -87,6 +87,13 @@ class ModelConfig:
     # and α_o pick the same box. With this switch the object's attention leaves the subject's box in every frame,
     # and with a temporal head the two roles go to whichever order the head scores higher for the predicate
     distinct_same_category: bool = False
+    # with a temporal head, choose each relation's subject and object *instances* after attention: link two
+    # candidate tracks per role on α^(1/T) (T = instance_temperature flattens α between two objects of a category,
+    # so a track keeps one of them), and keep the (subject, object) pair with the best head score for the predicate
+    # plus instance_gamma · log of each track's mean attention. Runs in the runtime (vrgv.instances), not the graph
+    instance_choice: bool = False
+    instance_temperature: float = 16.0
+    instance_gamma: float = 0.5
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -118,6 +125,12 @@ class ModelConfig:
         if self.temporal_head_features not in ("geometry", "relative"):
             raise ConfigError(f"ModelConfig.temporal_head_features must be 'geometry' or 'relative', "
                               f"got {self.temporal_head_features!r}")
+        if self.instance_choice and not self.temporal_head:
+            raise ConfigError("ModelConfig.instance_choice scores candidate tracks with the temporal head; set "
+                              "temporal_head to true or instance_choice to false")
+        if not 1.0 <= float(self.instance_temperature) <= 1000.0 or not 0.0 <= float(self.instance_gamma) <= 10.0:
+            raise ConfigError(f"ModelConfig.instance_temperature must lie in [1, 1000] and instance_gamma in [0, 10], "
+                              f"got {self.instance_temperature!r} and {self.instance_gamma!r}")
         if self.region_mil_weight > 0 and self.num_objects <= 0:
             raise ConfigError("ModelConfig.region_mil_weight > 0 needs num_objects (the vocabulary's object count)")
         for name in ("word_aux_weight", "temporal_aux_weight", "temporal_mil_weight", "region_mil_weight",

@@ -45,6 +45,12 @@ def ground_split(model: Any, vocab: Vocabulary, annotations: Sequence[VideoAnnot
     from vrgv.linking import link_many, to_grounding
 
     model.eval()
+    head = None
+    if model.config.instance_choice:  # the runtime's instance choice, with this model's head (vrgv.instances)
+        from vrgv.instances import HeadWeights
+
+        head = HeadWeights.from_state({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()
+                                       if k.startswith("temporal_head.")}, model.config.to_dict())
     preds: dict[str, dict[str, dict]] = {}
     for k, ann in enumerate(annotations):
         if k % 20 == 0:
@@ -60,6 +66,13 @@ def ground_split(model: Any, vocab: Vocabulary, annotations: Sequence[VideoAnnot
             continue
         vr = store[ann.video_id]
         a_s, a_o, beta = attend_video(model, vocab, vr, rels)
+        if head is not None:
+            from vrgv.instances import choose_instances
+
+            c = model.config
+            a_s, a_o, beta = choose_instances(vr.pixel_boxes(), vr.boxes_norm, a_s, a_o, beta, vr.frame_ids,
+                                              vocab.encode_query(rels)[:, 1:-1], head, c.instance_temperature,
+                                              c.instance_gamma, num_frames=vr.num_frames, linker=backend)
         results = link_many(vr.pixel_boxes(), a_s, a_o, beta, vr.frame_ids, vr.num_frames, sigma=sigma,
                             iou_weight=iou_weight, backend=backend)
         preds[ann.video_id] = {rel: to_grounding(res, rel, ann.video_id).to_dict()

@@ -608,73 +608,25 @@ def _pool_regions(alpha: Tensor, values: Tensor, video_index: Tensor | None) -> 
 
 
 GEOMETRY_DIM = 27
-
-
-def pair_geometry_features(box_s: Tensor, box_o: Tensor, step: int = 2) -> Tensor:
-    """Per-frame geometry of an attended pair from pooled normalised boxes [B,N,5] (x1, y1, x2, y2, area):
-    both boxes, their offset, their velocities over ±``step`` frames, and log ratios of area and height.
-    These are the cues the relations of a scene depend on (left of, larger, moving toward...) -> [B,N,27]."""
-    def velocity(b: Tensor) -> Tensor:
-        after = torch.cat([b[:, step:], b[:, -1:].expand(-1, step, -1)], dim=1)
-        before = torch.cat([b[:, :1].expand(-1, step, -1), b[:, :-step]], dim=1)
-        return (after - before) * 10.0
-
-    eps = 1e-4  # sizes are clamped at 0 so that a malformed box (x2 < x1) gives a finite ratio, not NaN
-    area_ratio = torch.log((box_s[..., 4:5].clamp(min=0) + eps) / (box_o[..., 4:5].clamp(min=0) + eps))
-    height_ratio = torch.log(((box_s[..., 3:4] - box_s[..., 1:2]).clamp(min=0) + eps)
-                             / ((box_o[..., 3:4] - box_o[..., 1:2]).clamp(min=0) + eps))
-    return torch.cat([box_s, box_o, box_s - box_o, velocity(box_s), velocity(box_o), area_ratio, height_ratio], dim=-1)
-
-
 RELATIVE_DIM = GEOMETRY_DIM + 30
 
 
-def pair_relative_features(box_s: Tensor, box_o: Tensor, step: int = 2) -> Tensor:
-    """``pair_geometry_features`` plus the pair's relative layout and motion in the pair's own size unit, the
-    "relativity" cues of video relation detection (Shang et al., 2017): centre offsets, gaps and overlaps, edge
-    tests, log size ratios, speeds, heading toward the other box, closing speed, how far one is ahead of the other
-    along its motion. Every ratio has a floor and a clamp, so malformed boxes give finite numbers -> [B,N,57]."""
-    eps = 1e-4
+def pair_geometry_features(box_s: Tensor, box_o: Tensor, step: int = 2, velocity_scale: Tensor | None = None) -> Tensor:
+    """Per-frame geometry of an attended pair from pooled normalised boxes [B,N,5] (x1, y1, x2, y2, area):
+    both boxes, their offset, their velocities over ±``step`` frames, and log ratios of area and height.
+    These are the cues the relations of a scene depend on (left of, larger, moving toward...) -> [B,N,27].
+    One implementation with the runtime's (:func:`vrgv.instances.pair_geometry_features`, here on torch)."""
+    from vrgv.instances import pair_geometry_features as features
 
-    def parts(b: Tensor) -> tuple[Tensor, ...]:
-        x1, y1, x2, y2 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-        return x1, y1, x2, y2, (x2 - x1).clamp(min=0), (y2 - y1).clamp(min=0), (x1 + x2) / 2, (y1 + y2) / 2
+    return features(box_s, box_o, step, velocity_scale, xp=torch)
 
-    def norm(x: Tensor, y: Tensor) -> Tensor:  # eps outside the root: an exported sqrt(x + 1e-8) lost its 1e-8
-        return torch.sqrt(x * x + y * y) + eps
 
-    def velocity(v: Tensor) -> Tensor:
-        after = torch.cat([v[:, step:], v[:, -1:].expand(-1, step)], dim=1)
-        before = torch.cat([v[:, :1].expand(-1, step), v[:, :-step]], dim=1)
-        return (after - before) * 10.0
+def pair_relative_features(box_s: Tensor, box_o: Tensor, step: int = 2, velocity_scale: Tensor | None = None) -> Tensor:
+    """``pair_geometry_features`` plus the pair's relative layout and motion in its own size unit -> [B,N,57]
+    (:func:`vrgv.instances.pair_relative_features`, here on torch)."""
+    from vrgv.instances import pair_relative_features as features
 
-    sx1, sy1, sx2, sy2, sw, sh, scx, scy = parts(box_s)
-    ox1, oy1, ox2, oy2, ow, oh, ocx, ocy = parts(box_o)
-    scale = 0.5 * (torch.sqrt(sw * sh) + torch.sqrt(ow * oh)) + eps
-    min_w, min_h = torch.minimum(sw, ow) + eps, torch.minimum(sh, oh) + eps
-    over_x = torch.minimum(sx2, ox2) - torch.maximum(sx1, ox1)
-    over_y = torch.minimum(sy2, oy2) - torch.maximum(sy1, oy1)
-    inter = over_x.clamp(min=0) * over_y.clamp(min=0)
-    svx, svy, ovx, ovy = velocity(scx), velocity(scy), velocity(ocx), velocity(ocy)
-    s_speed, o_speed = norm(svx, svy), norm(ovx, ovy)
-    dx, dy = ocx - scx, ocy - scy  # subject -> object
-    dist = norm(dx, dy)
-    rel = [
-        (scx - ocx) / scale, (scy - ocy) / scale, (sy2 - oy2) / scale,  # offsets; bottom edges (ground depth)
-        -over_x / scale, -over_y / scale, over_x / min_w, over_y / min_h, inter / (min_w * min_h),
-        (scx - ox1) / scale, (sx2 - ocx) / scale, (scx - ox2) / scale, (sx1 - ocx) / scale,  # left / right edge tests
-        (sy2 - oy1) / (oh + eps), (oy2 - sy1) / (sh + eps),  # above / beneath
-        (scx - ocx) / (ow + eps), (sy1 - oy1) / (oh + eps),  # riding: centred on the mount, top above its top
-        torch.log((sw + eps) / (ow + eps)), torch.log((sh + eps) / (oh + eps)),
-        s_speed, o_speed, torch.log(s_speed / o_speed),
-        svx - ovx, svy - ovy, norm(svx - ovx, svy - ovy) / (o_speed + s_speed),
-        (svx * ovx + svy * ovy) / (s_speed * o_speed),  # cosine of the two headings
-        (svx * dx + svy * dy) / (s_speed * dist), (ovx * dx + ovy * dy) / (o_speed * dist),  # heading to the other
-        ((svx - ovx) * dx + (svy - ovy) * dy) / dist,  # closing speed
-        (dx * svx + dy * svy) / (s_speed * scale), (-dx * ovx - dy * ovy) / (o_speed * scale),  # ahead along motion
-    ]
-    extra = torch.stack(rel, dim=-1).clamp(-20.0, 20.0)
-    return torch.cat([pair_geometry_features(box_s, box_o, step), extra], dim=-1)
+    return features(box_s, box_o, step, velocity_scale, xp=torch)
 
 
 def distinct_attention(alpha_o: Tensor, alpha_s: Tensor) -> Tensor:

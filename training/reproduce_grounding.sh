@@ -60,3 +60,31 @@ evaluate b_cooccurrence "Co-occurrence" eval_b_cooccurrence
 evaluate b_no_message "w/o Msg" eval_b_no_message
 evaluate b_no_clip "w/o Clip" eval_b_no_clip
 evaluate b_no_temporal "w/o TAU" eval_b_no_temporal
+# 7. session 11: the shipped bundle = the session-5 encoder (its training command is in the bundle's manifest) plus
+#    the temporal head on relative pair features with distinct same-category roles and instance choice (5 min on
+#    one core), σ = 0.2, T = 16 and γ = 0.5 chosen on a 100-video validation split (seed 25). Rerunning step 5's
+#    training does not give this encoder (accuracy_synthetic.md, session 10), so it is trained here with its own
+#    session-5 config.
+[ -d "$ROOT/final5/bundle5" ] || $VRGV train --annotations "$ROOT/train/annotations" --regions "$ROOT/det_train" \
+  --out "$ROOT/final5/bundle5" --config training/configs/experiments/zj_bundle_region_mil_geom.json --variant full
+head_fit() {  # checkpoint in, checkpoint out, extra flags
+  $PY -m vrgv.training.temporal_head --checkpoint "$1" --annotations "$ROOT/train/annotations" \
+    --regions "$ROOT/det_train" --out "$2" --features relative --distinct-same-category --threads 1 "${@:3}"
+}
+mkdir -p "$ROOT/final11"
+head_fit "$ROOT/final5/bundle5" "$ROOT/final11/bundle5_rel"
+head_fit "$ROOT/final5/bundle5" "$ROOT/final11/bundle5_inst" --instance-choice
+head_fit "$ROOT/final/b_no_message" "$ROOT/final11/inst_no_message" --instance-choice
+head_fit "$ROOT/final/b_no_clip" "$ROOT/final11/inst_no_clip" --instance-choice
+$VRGV synth --out "$ROOT/val" --videos 100 --seed 25 --world grounding --workers 2 --no-progress
+$VRGV extract "$ROOT"/val/videos/*.mp4 --out-dir "$ROOT/det_val" --detector "$DET" --num-samples 120 --threads 1
+$PY benchmarks/sigma_sweep.py "$ROOT/val/annotations" "$ROOT/det_val" --sigmas 0.05 0.1 0.15 0.2 0.25 0.3 0.4 0.5 \
+  --checkpoints "$ROOT/final11/bundle5_rel"
+for t in 1 4 16 64; do
+  $PY benchmarks/probe_instance_choice.py "$ROOT/final11/bundle5_rel" "$ROOT/val/annotations" "$ROOT/det_val" \
+    --temperature $t --gammas 0 0.5
+done
+for ck in bundle5_rel bundle5_inst inst_no_message inst_no_clip; do
+  $PY -m vrgv.training.evaluate --checkpoint "$ROOT/final11/$ck" --annotations "$ROOT/test/annotations" \
+    --regions "$ROOT/det_test" --threads 1 --name "$ck" --out "$ROOT/final11/eval_$ck.json"
+done

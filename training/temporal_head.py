@@ -161,10 +161,10 @@ def _fit_member(head: Any, member: int, normed: Any, labels: Any, seen: Any, k: 
 
 
 def with_temporal_head(model: Any, members: int | None = None, features: str | None = None,
-                       distinct_same_category: bool | None = None) -> Any:
+                       distinct_same_category: bool | None = None, instance_choice: bool | None = None) -> Any:
     """A copy of a trained model with ``temporal_head`` switched on (same encoder weights, a fresh head to fit):
-    ``members`` MLPs on ``features`` ("geometry" or "relative"), and ``distinct_same_category`` set; each
-    defaults to the config's."""
+    ``members`` MLPs on ``features`` ("geometry" or "relative"), ``distinct_same_category`` and
+    ``instance_choice`` set; each defaults to the config's."""
     from dataclasses import replace
 
     from vrgv.training.model import VRGVModel
@@ -173,7 +173,8 @@ def with_temporal_head(model: Any, members: int | None = None, features: str | N
     wanted = replace(c, temporal_head=True, temporal_head_members=members or c.temporal_head_members,
                      temporal_head_features=features or c.temporal_head_features,
                      distinct_same_category=c.distinct_same_category if distinct_same_category is None
-                     else bool(distinct_same_category))
+                     else bool(distinct_same_category),
+                     instance_choice=c.instance_choice if instance_choice is None else bool(instance_choice))
     if wanted == c:
         return model
     if c.num_predicates <= 0:
@@ -208,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distinct-same-category", action=argparse.BooleanOptionalAction, default=None,
                    help="separate the object's attention from the subject's for same-category queries and let the "
                         "head order the roles (default: the config's distinct_same_category)")
+    p.add_argument("--instance-choice", action=argparse.BooleanOptionalAction, default=None,
+                   help="at grounding time, choose the subject and object instances among two candidate tracks per "
+                        "role by the head's score (default: the config's instance_choice)")
     p.add_argument("--sigma", type=float, default=HEAD_SIGMA,
                    help=f"linking threshold stored with the checkpoint, a fraction of the curve's peak (default {HEAD_SIGMA})")
     p.add_argument("--threads", type=int, default=2)
@@ -219,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, vocab, meta = load_checkpoint(args.checkpoint)
         cfg = TrainConfig.from_dict(meta.get("train_config", {}))
-        model = with_temporal_head(model, args.members, args.features, args.distinct_same_category)
+        model = with_temporal_head(model, args.members, args.features, args.distinct_same_category,
+                                   args.instance_choice)
         anns = load_annotations(args.annotations)
         samples = weak_samples(anns, vocab)
         train_set, _ = split_by_video(samples, cfg.val_fraction, cfg.seed)  # the videos the encoder trained on

@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp16", action="store_true",
                    help="float16 inference: the bundle's fp16 graphs (onnxruntime, tensorrt) or autocast (torch, cuda)")
     p.add_argument("--linker", default="auto", help="linking backend: auto, cpp, numba or numpy")
+    p.add_argument("--instance-choice", action=argparse.BooleanOptionalAction, default=None,
+                   help="choose subject and object instances with the temporal head (default: as the bundle says; "
+                        "--no-instance-choice is faster and grounds each role on its attention's own track)")
     p.add_argument("--out", "-o", metavar="F.json", help="write predictions here (default: print to stdout)")
     p.add_argument("--render", metavar="OUT.mp4", help="also write the video with the groundings drawn")
     p.add_argument("--plot", metavar="BETA.png", help="also plot the temporal attention β (needs matplotlib)")
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--render draws on the video's pixels; give the video or frame folder, not a Regions .npz")
     requested = [r.strip() for r in args.relations]
     g = Grounder.load(args.model, backend=args.backend, device=args.device, threads=args.threads, linker=args.linker,
-                       precision="fp16" if args.fp16 else "fp32")
+                       precision="fp16" if args.fp16 else "fp32", instance_choice=args.instance_choice)
     results = g.ground_many(args.video, requested, video_id=args.video_id)
     write_json(predictions(results, requested), args.out)
     for rel, res in zip(requested, results):
