@@ -139,19 +139,21 @@ class HeadWeights:
         queries' predicate token ids [R,3]; ``TemporalHead.firing_and_score`` written out."""
         x = (self.features_of(box_s, box_o) - self.mean) / self.std  # [R,N,F]
         match = (np.asarray(predicate_ids)[:, None, :] == self.predicate_tokens[None]).all(-1).astype(np.float64)  # [R,P]
-        h = np.maximum(np.einsum("rnf,kfh->krnh", x, self.w1) + self.b1[:, None], 0)
-        h = np.maximum(np.einsum("krnh,khg->krng", h, self.w2) + self.b2[:, None], 0)
-        weight = np.einsum("rp,kph->krh", match, self.w_out)
-        bias = np.einsum("kp,rp->kr", self.b_out, match)
-        logits = np.einsum("krnh,krh->krn", h, weight) + bias[..., None]
+        # batched matmuls (BLAS), not einsum: [1,R,N,F] @ [K,1,F,h] -> [K,R,N,h]
+        h = np.maximum(x[None] @ self.w1[:, None] + self.b1[:, None], 0)
+        h = np.maximum(h @ self.w2[:, None] + self.b2[:, None], 0)
+        weight = match @ self.w_out  # [K,R,h]: each member's output row of the query's predicate
+        bias = self.b_out @ match.T  # [K,R]
+        logits = (h @ weight[..., None])[..., 0] + bias[..., None]  # [K,R,N]
         log_sig = np.minimum(logits, 0) - np.log1p(np.exp(-np.abs(logits)))
         top = log_sig.max(0)
         log_fire = np.log(np.exp(log_sig - top).sum(0)) + top  # [R,N]
         fire = np.exp(log_fire - log_fire.max(-1, keepdims=True))
-        kernel = np.ones(self.smooth)
-        n = fire.shape[-1]
-        count = np.convolve(np.ones(n), kernel, mode="same")
-        smoothed = np.stack([np.convolve(row, kernel, mode="same") for row in fire]) / count
+        # box filter over `smooth` samples, averaging only the samples inside the video (count_include_pad=False)
+        n, half = fire.shape[-1], self.smooth // 2
+        csum = np.concatenate([np.zeros((fire.shape[0], 1)), np.cumsum(fire, -1)], -1)
+        lo, hi = np.clip(np.arange(n) - half, 0, n), np.clip(np.arange(n) + half + 1, 0, n)
+        smoothed = (csum[:, hi] - csum[:, lo]) / (hi - lo)
         k = max(1, int(round(self.topk * n)))
         top_k = -np.sort(-smoothed, axis=-1)[:, :k]
         log_score = np.log(top_k.mean(-1)) + log_fire.max(-1)
