@@ -204,33 +204,36 @@ class Grounder:
                     self._backend = be
         return self._backend
 
+    def _build_once(self, slot: str, source: Any, missing: Exception) -> Any:
+        """``self.<slot>``, built from ``source`` (an object or a :class:`Lazy` factory) on first use, under the
+        lock; ``missing`` is raised when there is no source."""
+        if getattr(self, slot) is None:
+            with self._lock:
+                if getattr(self, slot) is None:
+                    if source is None:
+                        raise missing
+                    built = source() if _is_factory(source) else source
+                    setattr(self, slot, built)
+                    return built
+        return getattr(self, slot)
+
     @property
     def extractor(self) -> Any:
         """The region extractor (built on first access; thread-safe)."""
-        if self._extractor is None:
-            with self._lock:
-                if self._extractor is None:
-                    if self._extractor_src is None:
-                        raise RegionsError(
-                            "this Grounder has no region extractor; pass Regions (a .npz file or vrgv.Regions) "
-                            "or build it with Grounder.load(...) / extractor=..."
-                        )
-                    ex = self._extractor_src() if _is_factory(self._extractor_src) else self._extractor_src
-                    log.info("vrgv: region extractor %s", getattr(ex, "name", None) or getattr(ex, "__name__", type(ex).__name__))
-                    self._extractor = ex
-        return self._extractor
+        was_built = self._extractor is not None
+        ex = self._build_once("_extractor", self._extractor_src, RegionsError(
+            "this Grounder has no region extractor; pass Regions (a .npz file or vrgv.Regions) "
+            "or build it with Grounder.load(...) / extractor=..."))
+        if not was_built:
+            log.info("vrgv: region extractor %s", getattr(ex, "name", None) or getattr(ex, "__name__", type(ex).__name__))
+        return ex
 
     @property
     def head(self) -> Any:
         """The temporal head that chooses instances (``spec.instance_choice``; loaded on first use)."""
-        if self._head is None:
-            with self._lock:
-                if self._head is None:
-                    if self._head_src is None:
-                        raise BundleError("this Grounder's spec asks for instance choice but it has no temporal "
-                                          "head; pass head=vrgv.instances.HeadWeights(...) or load a bundle")
-                    self._head = self._head_src() if _is_factory(self._head_src) else self._head_src
-        return self._head
+        return self._build_once("_head", self._head_src, BundleError(
+            "this Grounder's spec asks for instance choice but it has no temporal head; pass "
+            "head=vrgv.instances.HeadWeights(...) or load a bundle"))
 
     @property
     def linker_name(self) -> str:
