@@ -188,3 +188,19 @@ def test_cli_train_with_temporal_head_fits_it_and_the_head_tool_refits_it(tmp_pa
     assert evaluate.main(["--checkpoint", str(refit), "--annotations", str(ann_dir), "--simulate-regions",
                           "--threads", "1"]) == 0
     assert "σ=0.3" in capsys.readouterr().out  # grounded with instance choice, at the refit's σ
+
+
+@pytest.mark.parametrize("variant", ["full", "no_message", "no_clip", "no_temporal", "cooccurrence"])
+def test_bundled_config_builds_for_every_variant(variant):
+    """The bundle's config asks for the temporal head and instance choice; variants without a predicate or a
+    temporal attention get neither instead of a config error."""
+    from vrgv.training.data import VideoRegions
+    from vrgv.training.train import build_model_config
+    from vrgv.training.word_vectors import default_table
+
+    cfg = json.loads((Path(__file__).parents[1] / "training/configs/bundled_default.json").read_text())
+    store = {"v": VideoRegions(np.zeros((120, 40, 5), np.float32), np.zeros((120, 40, 64), np.float16),
+                               np.arange(120), 320, 240, 120)}
+    c = build_model_config(store, Vocabulary.default(), default_table(), {**cfg["model"], "variant": variant})
+    head = variant not in ("no_temporal", "cooccurrence")
+    assert c.temporal_head == head and c.instance_choice == head and c.temporal_head_features == "relative"

@@ -63,9 +63,9 @@ def build_model_config(store: dict[str, VideoRegions], vocab: Vocabulary, table:
     if float(overrides.get("region_mil_weight", 0.0)) > 0:
         base["num_objects"] = len(vocab.objects)
     if overrides.get("temporal_head") and overrides.get("variant") in ("cooccurrence", "no_temporal"):
-        log.info("temporal head off: variant %s has no predicate or no temporal attention to replace",
-                 overrides["variant"])
-        overrides = {**overrides, "temporal_head": False}
+        log.info("temporal head (and instance choice) off: variant %s has no predicate or no temporal attention "
+                 "to replace", overrides["variant"])
+        overrides = {**overrides, "temporal_head": False, "instance_choice": False}
     for key in ("vocab_size", "feature_dim", "word_dim", "num_frames", "num_regions"):
         if key in overrides and overrides[key] != base[key]:
             raise ConfigError(f"model.{key}={overrides[key]} contradicts the data ({key}={base[key]}); remove it")
