@@ -1,7 +1,7 @@
 """Relation accuracy of checkpoints across linking thresholds σ, to choose σ on a validation split (synthetic data).
 
-The model's α and β (and, with ``instance_choice``, the chosen instances) are computed once per video; only linking
-and scoring repeat per σ. Prints one row per
+The model's α and β are computed once per video; the instance choice (with ``instance_choice``), linking and
+scoring repeat per σ. Prints one row per
 (checkpoint, σ): AccS / AccO / AccR of the average column at tIoU 0.5, and the best σ per checkpoint by AccR.
 
     python benchmarks/sigma_sweep.py ANNOTATIONS_DIR REGIONS_DIR --sigmas 0.1 0.2 0.3 --checkpoints C1 [C2 ...]
@@ -41,22 +41,23 @@ def main() -> None:
                                    model.config.num_regions)
         attended = {a.video_id: (a.relation_strings(), attend_video(model, vocab, store[a.video_id], a.relation_strings()))
                     for a in anns}
-        if model.config.instance_choice:  # as vrgv.training.evaluate and the runtime do (it does not depend on σ)
+        head = None
+        if model.config.instance_choice:  # as vrgv.training.evaluate and the runtime do, at each σ
             from vrgv.instances import HeadWeights, choose_instances
 
             c = model.config
             head = HeadWeights.from_state({k: v.numpy() for k, v in model.state_dict().items()
                                            if k.startswith("temporal_head.")}, c.to_dict())
-            for vid, (rels, (a_s, a_o, beta)) in attended.items():
-                vr = store[vid]
-                attended[vid] = (rels, choose_instances(vr.pixel_boxes(), vr.boxes_norm, a_s, a_o, beta, vr.frame_ids,
-                                                        vocab.encode_query(rels)[:, 1:-1], head, c.instance_temperature,
-                                                        c.instance_gamma, num_frames=vr.num_frames))
         best = (-1.0, None)
         for sigma in args.sigmas:
             preds = {}
             for vid, (rels, (a_s, a_o, beta)) in attended.items():
                 vr = store[vid]
+                if head is not None:
+                    a_s, a_o, beta = choose_instances(vr.pixel_boxes(), vr.boxes_norm, a_s, a_o, beta, vr.frame_ids,
+                                                      vocab.encode_query(rels)[:, 1:-1], head, c.instance_temperature,
+                                                      c.instance_gamma, num_frames=vr.num_frames, sigma=sigma,
+                                                      iou_weight=args.iou_weight)
                 res = link_many(vr.pixel_boxes(), a_s, a_o, beta, vr.frame_ids, vr.num_frames, sigma=sigma,
                                 iou_weight=args.iou_weight)
                 preds[vid] = {r: to_grounding(x, r, vid).to_dict() for r, x in zip(rels, res) if x is not None}

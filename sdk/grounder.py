@@ -372,7 +372,7 @@ class Grounder:
                 regions.boxes, regions.normalized_boxes(), alpha_s, alpha_o, beta, regions.frame_ids,
                 self.vocabulary.encode_query(rels)[:, 1:-1], self.head,
                 self.spec.instance_temperature, self.spec.instance_gamma, num_frames=regions.num_frames,
-                linker=self.linker)
+                linker=self.linker, sigma=self.spec.sigma, iou_weight=self.iou_weight)
         results = link_many(
             regions.boxes.astype(np.float64),
             alpha_s,

@@ -6,7 +6,7 @@ The spatial attention's query is a category word, so where a video holds two obj
 per role on α^(1/T), which is flat enough between two same-category objects for the linking's continuity term to keep
 one of them; the second candidate is linked with the first one's boxes masked out. Every (subject, object) candidate
 pair that is not one object is scored by the head for the query's predicate (its top-k bag score, as fitted) plus
-γ · log of each track's mean attention, and the best pair is linked with its own head curve as β.
+γ · log of each track's mean attention, and the best pair is linked with its own head curve as β, cut to that curve's largest segment above σ.
 
 The head's forward is written out here in NumPy (the same maths as ``vrgv.training.model.TemporalHead``; a test
 checks them against each other), so ONNX Runtime, TensorRT and PyTorch bundles share it.
@@ -161,13 +161,15 @@ class HeadWeights:
 
 
 def _tracks(boxes: np.ndarray, alpha_s: np.ndarray, alpha_o: np.ndarray, frame_ids: np.ndarray, num_frames: int,
-            linker: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each relation's subject and object Viterbi tracks over the whole video (λ = 1), by the linking backend:
-    (kept sampled-frame indices [K], subject box per kept frame [R,K], object box per kept frame [R,K])."""
+            linker: str, iou_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each relation's subject and object Viterbi tracks over the whole video (continuity weight λ =
+    ``iou_weight``), by the linking backend: (kept sampled-frame indices [K], subject box per kept frame [R,K],
+    object box per kept frame [R,K])."""
     from vrgv.linking import link_many
 
     ones = np.ones(alpha_s.shape[:2])
-    res = link_many(boxes, alpha_s, alpha_o, ones, frame_ids, num_frames, sigma=0.5, iou_weight=1.0, backend=linker)
+    res = link_many(boxes, alpha_s, alpha_o, ones, frame_ids, num_frames, sigma=0.5, iou_weight=iou_weight,
+                    backend=linker)
     return res[0].kept_indices, np.stack([x.sub_indices for x in res]), np.stack([x.obj_indices for x in res])
 
 
@@ -186,11 +188,17 @@ def _masked(alpha: np.ndarray, boxes: np.ndarray, kept: np.ndarray, path: np.nda
 def choose_instances(boxes: np.ndarray, boxes_norm: np.ndarray, alpha_s: np.ndarray, alpha_o: np.ndarray,
                      beta: np.ndarray, frame_ids: np.ndarray, predicate_ids: np.ndarray, head: HeadWeights,
                      temperature: float = 16.0, gamma: float = 0.5, *, num_frames: int | None = None,
-                     linker: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     linker: str = "auto", sigma: float | None = None,
+                     iou_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(α_s, α_o, β) to link, per relation: one-hot α on the chosen subject and object tracks and that pair's head
     curve as β. boxes [N,M,4] pixels, boxes_norm [N,M,5], α [R,N,M], β [R,N], frame_ids [N], predicate token ids
-    [R,3]. Candidate tracks come from ``linker`` (any linking backend; they agree). A relation keeps its inputs
-    where no candidate pair is two objects, or the video has one distinct frame."""
+    [R,3]. Candidate tracks come from ``linker`` (any linking backend; they agree) with the linking's continuity
+    weight ``iou_weight`` (λ; 0 is the paper's greedy vRGV*). A relation keeps its inputs
+    where no candidate pair is two objects, or the video has one distinct frame.
+
+    With ``sigma`` (the linking threshold), the chosen curve keeps only its segment above σ with the largest area:
+    on one-hot α every segment's Viterbi score is about the same, so the linking's own choice among segments
+    would be arbitrary, while the head's curve says where the predicate holds most."""
     from vrgv.linking.reference import keep_distinct_frames
 
     boxes = np.asarray(boxes, np.float64)
@@ -203,9 +211,9 @@ def choose_instances(boxes: np.ndarray, boxes_norm: np.ndarray, alpha_s: np.ndar
     num_frames = int(frame_ids[-1]) + 1 if num_frames is None else int(num_frames)
     flat = [a ** (1.0 / float(temperature)) for a in (a_s, a_o)]
     flat = [f / np.maximum(f.sum(-1, keepdims=True), 1e-300) for f in flat]
-    kept, s1, o1 = _tracks(boxes, flat[0], flat[1], frame_ids, num_frames, linker)
+    kept, s1, o1 = _tracks(boxes, flat[0], flat[1], frame_ids, num_frames, linker, iou_weight)
     _, s2, o2 = _tracks(boxes, _masked(flat[0], boxes, kept, s1), _masked(flat[1], boxes, kept, o1), frame_ids,
-                        num_frames, linker)
+                        num_frames, linker, iou_weight)
     expand = np.clip(np.searchsorted(frame_ids[kept], frame_ids, side="right") - 1, 0, len(kept) - 1)
     rows = np.arange(n)
     cands: list[tuple[int, np.ndarray, np.ndarray, float]] = []
@@ -234,8 +242,23 @@ def choose_instances(boxes: np.ndarray, boxes_norm: np.ndarray, alpha_s: np.ndar
         a_o[r] = 0.0
         a_s[r][rows, s_n] = 1.0
         a_o[r][rows, o_n] = 1.0
-        out_beta[r] = curves[i]
+        out_beta[r] = curves[i] if sigma is None else largest_segment(curves[i], float(sigma), num_frames)
     return a_s, a_o, out_beta
+
+
+def largest_segment(curve: np.ndarray, sigma: float, num_frames: int) -> np.ndarray:
+    """``curve`` [N] with everything outside its largest-area segment above ``sigma`` set to 0; segments as the
+    linking finds them (gaps bridged, too-short ones dropped). Unchanged when there are fewer than two segments."""
+    from vrgv.linking.reference import find_segments, segment_params
+
+    max_gap, min_len = segment_params(len(curve), num_frames)
+    segments = [seg for seg in find_segments(curve, sigma, max_gap) if len(seg) > min_len]
+    if len(segments) < 2:
+        return curve
+    best = max(segments, key=lambda seg: float(curve[seg].sum()))
+    out = np.zeros_like(curve)
+    out[best[0]:best[-1] + 1] = curve[best[0]:best[-1] + 1]
+    return out
 
 
 def _paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -78,3 +78,30 @@ def test_head_weights_name_what_is_missing_and_check_shapes():
 def test_relative_features_are_finite_for_degenerate_boxes():
     z = np.zeros((2, 6, 5))
     assert np.isfinite(pair_relative_features(z, z)).all()
+
+
+def test_largest_segment_keeps_the_run_with_the_most_curve_above_sigma():
+    from vrgv.instances import largest_segment
+
+    curve = np.zeros(120)
+    curve[10:30] = 0.5  # area 10
+    curve[60:100] = 0.9  # area 36: kept
+    curve[100:102] = 0.1  # below σ, outside every segment
+    out = largest_segment(curve, 0.2, num_frames=120)
+    np.testing.assert_array_equal(out[60:100], 0.9)
+    assert out[:60].max() == 0 and out[100:].max() == 0
+    single = np.zeros(120)
+    single[5:40] = 1.0
+    np.testing.assert_array_equal(largest_segment(single, 0.2, num_frames=120), single)  # one segment: unchanged
+
+
+def test_choose_instances_with_sigma_cuts_the_chosen_curve_to_one_segment():
+    boxes, norm = _scene()
+    flip = np.zeros((1, N, M))
+    flip[0, :, 0], flip[0, :, 1], flip[0, :, 2] = 0.5, 0.49, 0.01
+    q = VOCAB.encode_query(["person-left-person"])[:, 1:4]
+    head = _left_head()
+    full = choose_instances(boxes, norm, flip, flip, np.ones((1, N)), np.arange(N) * 5, q, head, num_frames=N * 5)[2]
+    cut = choose_instances(boxes, norm, flip, flip, np.ones((1, N)), np.arange(N) * 5, q, head, num_frames=N * 5,
+                           sigma=0.2)[2]
+    assert np.all((cut == full) | (cut == 0))  # values kept or zeroed, never changed
