@@ -280,7 +280,8 @@ def run_bench(
         pred_ids = grounder.vocabulary.encode_query(relations)[:, 1:-1]
         secs = time_call(lambda: choose_instances(
             regions.boxes, regions.normalized_boxes(), a_s, a_o, beta, regions.frame_ids, pred_ids, grounder.head,
-            spec.instance_temperature, spec.instance_gamma, num_frames=regions.num_frames, sigma=spec.sigma),
+            spec.instance_temperature, spec.instance_gamma, num_frames=regions.num_frames, sigma=spec.sigma,
+            proximity=spec.instance_proximity),
             repeats, warmup)
         stages.append(StageStats.from_samples("instances", "numpy + linking", secs,
                                               f"R={len(relations)}, T={spec.instance_temperature:g}"))

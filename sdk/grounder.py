@@ -72,6 +72,7 @@ class ModelSpec:
     instance_choice: bool = False
     instance_temperature: float = 16.0
     instance_gamma: float = 0.5
+    instance_proximity: float = 0.0
 
     @property
     def beta_label(self) -> str:
@@ -372,7 +373,8 @@ class Grounder:
                 regions.boxes, regions.normalized_boxes(), alpha_s, alpha_o, beta, regions.frame_ids,
                 self.vocabulary.encode_query(rels)[:, 1:-1], self.head,
                 self.spec.instance_temperature, self.spec.instance_gamma, num_frames=regions.num_frames,
-                linker=self.linker, sigma=self.spec.sigma, iou_weight=self.iou_weight)
+                linker=self.linker, sigma=self.spec.sigma, iou_weight=self.iou_weight,
+                proximity=self.spec.instance_proximity)
         results = link_many(
             regions.boxes.astype(np.float64),
             alpha_s,
@@ -424,6 +426,7 @@ def spec_from_bundle(bundle: Any) -> ModelSpec:
         instance_choice=bool((m.model or {}).get("instance_choice", False)),
         instance_temperature=float((m.model or {}).get("instance_temperature", 16.0)),
         instance_gamma=float((m.model or {}).get("instance_gamma", 0.5)),
+        instance_proximity=float((m.model or {}).get("instance_proximity", 0.0)),
     )
 
 

@@ -3,8 +3,10 @@
 The spatial attention's query is a category word, so where a video holds two objects of one category (two persons)
 α finds the category but flips between the two from frame to frame, and the linked track hops between them. With
 ``instance_choice`` (a ``ModelConfig`` switch on bundles with a temporal head) grounding links two candidate tracks
-per role on α^(1/T), which is flat enough between two same-category objects for the linking's continuity term to keep
-one of them; the second candidate is linked with the first one's boxes masked out. Every (subject, object) candidate
+per role on α^(1/T), which is flat enough between two same-category objects for a continuity term to keep one of
+them; the second candidate is linked with the first one's boxes masked out. The continuity is the linking's IoU, plus
+(``instance_proximity`` ν > 0) the nearness of consecutive boxes, because objects that move more than their own size
+between two sampled frames have no IoU with themselves. Every (subject, object) candidate
 pair that is not one object is scored by the head for the query's predicate (its top-k bag score, as fitted) plus
 γ · log of each track's mean attention, and the best pair is linked with its own head curve as β, cut to that curve's largest segment above σ.
 
@@ -24,6 +26,7 @@ from vrgv.errors import BundleError
 GEOMETRY_DIM = 27
 RELATIVE_DIM = GEOMETRY_DIM + 30
 MASK_IOU = 0.3  # boxes overlapping the first candidate track this much are masked for the second
+MASKED = 1e3  # the score of a masked box in the second track's proximity Viterbi
 SAME_OBJECT_IOU = 0.5  # a (subject, object) candidate pair whose tracks overlap this much on average is one object
 
 
@@ -173,50 +176,100 @@ def _tracks(boxes: np.ndarray, alpha_s: np.ndarray, alpha_o: np.ndarray, frame_i
     return res[0].kept_indices, np.stack([x.sub_indices for x in res]), np.stack([x.obj_indices for x in res])
 
 
-def _masked(alpha: np.ndarray, boxes: np.ndarray, kept: np.ndarray, path: np.ndarray) -> np.ndarray:
-    """α [R,N,M] with every box that overlaps the track ``path`` [R,K] (IoU ≥ MASK_IOU) set to 0 on kept frames."""
+def _proximity_tracks(boxes: np.ndarray, alphas: np.ndarray, frame_ids: np.ndarray, iou_weight: float,
+                      proximity: float) -> tuple[np.ndarray, np.ndarray]:
+    """Viterbi tracks of every α in ``alphas`` [T,N,M] over the video's distinct frames, as the linking's (each box
+    scores its α, a step from box p to box q λ/gap · IoU(p, q)), plus λ · ``proximity`` ν · exp(-d²/2s²) per step,
+    d the two boxes' centre distance and s their mean side (so λ = 0, vRGV*, stays greedy): (kept indices [K],
+    paths [T,K]). Objects that move
+    more than their size between two sampled frames have IoU 0 with themselves, so IoU alone cannot keep a track
+    on one of two objects of a category; nearness can."""
+    from vrgv.linking.reference import box_areas, keep_distinct_frames, pairwise_iou
+
+    kept = keep_distinct_frames(np.arange(boxes.shape[0]), frame_ids)
+    areas = box_areas(boxes)
+    centres = (boxes[..., :2] + boxes[..., 2:]) / 2
+    sides = np.sqrt(np.maximum(areas, 1.0))
+    t_len, m = alphas.shape[0], boxes.shape[1]
+    prev = np.zeros((t_len, m))
+    back = np.empty((len(kept) - 1, t_len, m), np.int64)
+    for t in range(1, len(kept)):
+        a, b = kept[t - 1], kept[t]
+        step = (iou_weight / float(frame_ids[b] - frame_ids[a])) * pairwise_iou(boxes[a], boxes[b], areas[a], areas[b])
+        if proximity:
+            d2 = ((centres[a][:, None] - centres[b][None]) ** 2).sum(-1)
+            s2 = (0.5 * (sides[a][:, None] + sides[b][None])) ** 2
+            step = step + (iou_weight * proximity) * np.exp(-0.5 * d2 / s2)
+        cand = (prev + alphas[:, a])[:, :, None] + step[None]  # [T, p, q]
+        back[t - 1] = np.argmax(cand, axis=1)  # first maximum: lowest previous box on ties
+        prev = np.take_along_axis(cand, back[t - 1][:, None, :], axis=1)[:, 0] + alphas[:, b]
+    paths = np.empty((t_len, len(kept)), np.int64)
+    paths[:, -1] = np.argmax(prev, axis=1)
+    for t in range(len(kept) - 1, 0, -1):
+        paths[:, t - 1] = np.take_along_axis(back[t - 1], paths[:, t:t + 1], axis=1)[:, 0]
+    return kept, paths
+
+
+def _masked(alpha: np.ndarray, boxes: np.ndarray, kept: np.ndarray, path: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    """α [R,N,M] with every box that overlaps the track ``path`` [R,K] (IoU ≥ MASK_IOU) set to ``fill`` on kept
+    frames."""
     out = alpha.copy()
     chosen = boxes[kept[None], path]  # [R,K,4]
     iou = _paired_iou(np.broadcast_to(chosen[:, :, None], (*path.shape, boxes.shape[1], 4)),
                       np.broadcast_to(boxes[kept][None], (path.shape[0], len(kept), boxes.shape[1], 4)))
     view = out[:, kept]
-    view[iou >= MASK_IOU] = 0.0
+    view[iou >= MASK_IOU] = fill
     out[:, kept] = view
     return out
 
 
-def choose_instances(boxes: np.ndarray, boxes_norm: np.ndarray, alpha_s: np.ndarray, alpha_o: np.ndarray,
-                     beta: np.ndarray, frame_ids: np.ndarray, predicate_ids: np.ndarray, head: HeadWeights,
-                     temperature: float = 16.0, gamma: float = 0.5, *, num_frames: int | None = None,
-                     linker: str = "auto", sigma: float | None = None,
-                     iou_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(α_s, α_o, β) to link, per relation: one-hot α on the chosen subject and object tracks and that pair's head
-    curve as β. boxes [N,M,4] pixels, boxes_norm [N,M,5], α [R,N,M], β [R,N], frame_ids [N], predicate token ids
-    [R,3]. Candidate tracks come from ``linker`` (any linking backend; they agree) with the linking's continuity
-    weight ``iou_weight`` (λ; 0 is the paper's greedy vRGV*). A relation keeps its inputs
-    where no candidate pair is two objects, or the video has one distinct frame.
+@dataclass(frozen=True)
+class CandidatePair:
+    """One (subject track, object track) candidate of relation ``relation``: a region index per sampled frame for
+    each role, and the attention's evidence for it (log mean α_s on the subject track + log mean α_o on the
+    object track)."""
 
-    With ``sigma`` (the linking threshold), the chosen curve keeps only its segment above σ with the largest area:
-    on one-hot α every segment's Viterbi score is about the same, so the linking's own choice among segments
-    would be arbitrary, while the head's curve says where the predicate holds most."""
+    relation: int
+    subject: np.ndarray  # i64 [N]
+    object: np.ndarray  # i64 [N]
+    evidence: float
+
+
+def candidate_pairs(boxes: np.ndarray, alpha_s: np.ndarray, alpha_o: np.ndarray, frame_ids: np.ndarray,
+                    temperature: float = 16.0, *, num_frames: int | None = None, linker: str = "auto",
+                    iou_weight: float = 1.0, proximity: float = 0.0) -> list[CandidatePair]:
+    """Every relation's (subject, object) candidate pairs that are two objects: two tracks per role, linked over
+    the whole video on α^(1/T) (the second with the first one's boxes masked out), paired four ways, pairs whose
+    tracks overlap by mean IoU > ``SAME_OBJECT_IOU`` dropped. boxes [N,M,4] pixels, α [R,N,M], frame_ids [N].
+    With ``proximity`` ν > 0 a track's steps also score the two boxes' nearness (``_proximity_tracks``, NumPy);
+    otherwise the tracks come from ``linker``.
+    Empty where the video has fewer than two distinct frames."""
     from vrgv.linking.reference import keep_distinct_frames
 
     boxes = np.asarray(boxes, np.float64)
     frame_ids = np.asarray(frame_ids, np.int64)
-    a_s, a_o = np.array(alpha_s, np.float64), np.array(alpha_o, np.float64)
-    out_beta = np.array(beta, np.float64)
+    a_s, a_o = np.asarray(alpha_s, np.float64), np.asarray(alpha_o, np.float64)
     n = boxes.shape[0]
     if len(keep_distinct_frames(np.arange(n), frame_ids)) < 2 or a_s.shape[0] == 0:
-        return a_s, a_o, out_beta
+        return []
     num_frames = int(frame_ids[-1]) + 1 if num_frames is None else int(num_frames)
     flat = [a ** (1.0 / float(temperature)) for a in (a_s, a_o)]
     flat = [f / np.maximum(f.sum(-1, keepdims=True), 1e-300) for f in flat]
-    kept, s1, o1 = _tracks(boxes, flat[0], flat[1], frame_ids, num_frames, linker, iou_weight)
-    _, s2, o2 = _tracks(boxes, _masked(flat[0], boxes, kept, s1), _masked(flat[1], boxes, kept, o1), frame_ids,
-                        num_frames, linker, iou_weight)
+    if proximity > 0:
+        r_len = a_s.shape[0]
+        kept, paths = _proximity_tracks(boxes, np.concatenate(flat), frame_ids, iou_weight, proximity)
+        s1, o1 = paths[:r_len], paths[r_len:]
+        # masked boxes are barred (a score of -MASKED), not only zeroed: nearness would pay for staying on them
+        masked = np.concatenate([_masked(flat[0], boxes, kept, s1, -MASKED), _masked(flat[1], boxes, kept, o1, -MASKED)])
+        _, paths = _proximity_tracks(boxes, masked, frame_ids, iou_weight, proximity)
+        s2, o2 = paths[:r_len], paths[r_len:]
+    else:
+        kept, s1, o1 = _tracks(boxes, flat[0], flat[1], frame_ids, num_frames, linker, iou_weight)
+        _, s2, o2 = _tracks(boxes, _masked(flat[0], boxes, kept, s1), _masked(flat[1], boxes, kept, o1), frame_ids,
+                            num_frames, linker, iou_weight)
     expand = np.clip(np.searchsorted(frame_ids[kept], frame_ids, side="right") - 1, 0, len(kept) - 1)
     rows = np.arange(n)
-    cands: list[tuple[int, np.ndarray, np.ndarray, float]] = []
+    out: list[CandidatePair] = []
     for r in range(a_s.shape[0]):
         for sp in (s1[r], s2[r]):
             for op in (o1[r], o2[r]):
@@ -224,25 +277,50 @@ def choose_instances(boxes: np.ndarray, boxes_norm: np.ndarray, alpha_s: np.ndar
                 if _paired_iou(boxes[rows, s_n], boxes[rows, o_n]).mean() > SAME_OBJECT_IOU:
                     continue  # one object cannot be both
                 evidence = np.log(a_s[r][rows, s_n].mean() + 1e-12) + np.log(a_o[r][rows, o_n].mean() + 1e-12)
-                cands.append((r, s_n, o_n, float(evidence)))
+                out.append(CandidatePair(r, s_n, o_n, float(evidence)))
+    return out
+
+
+def choose_instances(boxes: np.ndarray, boxes_norm: np.ndarray, alpha_s: np.ndarray, alpha_o: np.ndarray,
+                     beta: np.ndarray, frame_ids: np.ndarray, predicate_ids: np.ndarray, head: HeadWeights,
+                     temperature: float = 16.0, gamma: float = 0.5, *, num_frames: int | None = None,
+                     linker: str = "auto", sigma: float | None = None, iou_weight: float = 1.0,
+                     proximity: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(α_s, α_o, β) to link, per relation: one-hot α on the chosen subject and object tracks and that pair's head
+    curve as β. boxes [N,M,4] pixels, boxes_norm [N,M,5], α [R,N,M], β [R,N], frame_ids [N], predicate token ids
+    [R,3]. Candidate tracks come from ``candidate_pairs`` (``linker`` or, with ``proximity`` > 0, its own NumPy
+    Viterbi) with the linking's continuity weight ``iou_weight`` (λ; 0 is the paper's greedy vRGV*). A relation
+    keeps its inputs
+    where no candidate pair is two objects, or the video has one distinct frame.
+
+    With ``sigma`` (the linking threshold), the chosen curve keeps only its segment above σ with the largest area:
+    on one-hot α every segment's Viterbi score is about the same, so the linking's own choice among segments
+    would be arbitrary, while the head's curve says where the predicate holds most."""
+    a_s, a_o = np.array(alpha_s, np.float64), np.array(alpha_o, np.float64)
+    out_beta = np.array(beta, np.float64)
+    frame_ids = np.asarray(frame_ids, np.int64)
+    num_frames = int(frame_ids[-1]) + 1 if num_frames is None and len(frame_ids) else num_frames
+    cands = candidate_pairs(boxes, a_s, a_o, frame_ids, temperature, num_frames=num_frames, linker=linker,
+                            iou_weight=iou_weight, proximity=proximity)
     if not cands:
         return a_s, a_o, out_beta
+    rows = np.arange(a_s.shape[1])
     bn = np.asarray(boxes_norm, np.float64)
-    curves, scores = head.firing_and_score(np.stack([bn[rows, c[1]] for c in cands]),
-                                           np.stack([bn[rows, c[2]] for c in cands]),
-                                           np.asarray(predicate_ids)[[c[0] for c in cands]])
+    curves, scores = head.firing_and_score(np.stack([bn[rows, c.subject] for c in cands]),
+                                           np.stack([bn[rows, c.object] for c in cands]),
+                                           np.asarray(predicate_ids)[[c.relation for c in cands]])
     best: dict[int, tuple[float, int]] = {}
-    for i, (r, _, _, evidence) in enumerate(cands):
-        value = float(scores[i]) + float(gamma) * evidence
-        if r not in best or value > best[r][0]:
-            best[r] = (value, i)
+    for i, c in enumerate(cands):
+        value = float(scores[i]) + float(gamma) * c.evidence
+        if c.relation not in best or value > best[c.relation][0]:
+            best[c.relation] = (value, i)
     for r, (_, i) in best.items():
-        _, s_n, o_n, _ = cands[i]
+        c = cands[i]
         a_s[r] = 0.0
         a_o[r] = 0.0
-        a_s[r][rows, s_n] = 1.0
-        a_o[r][rows, o_n] = 1.0
-        out_beta[r] = curves[i] if sigma is None else largest_segment(curves[i], float(sigma), num_frames)
+        a_s[r][rows, c.subject] = 1.0
+        a_o[r][rows, c.object] = 1.0
+        out_beta[r] = curves[i] if sigma is None else largest_segment(curves[i], float(sigma), int(num_frames))
     return a_s, a_o, out_beta
 
 

@@ -105,3 +105,49 @@ def test_choose_instances_with_sigma_cuts_the_chosen_curve_to_one_segment():
     cut = choose_instances(boxes, norm, flip, flip, np.ones((1, N)), np.arange(N) * 5, q, head, num_frames=N * 5,
                            sigma=0.2)[2]
     assert np.all((cut == full) | (cut == 0))  # values kept or zeroed, never changed
+
+
+def test_proximity_tracks_equal_the_linkings_without_proximity():
+    from vrgv.instances import _proximity_tracks, _tracks
+
+    rng = np.random.default_rng(3)
+    n, m, r = 30, 6, 3
+    xy = rng.uniform(0, 500, (n, m, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(20, 120, (n, m, 2))], -1)
+    a_s, a_o = rng.dirichlet(np.ones(m), (r, n)), rng.dirichlet(np.ones(m), (r, n))
+    frame_ids = np.sort(rng.choice(200, n, replace=False))
+    kept, s_ref, o_ref = _tracks(boxes, a_s, a_o, frame_ids, 200, "numpy", 1.0)
+    kept2, paths = _proximity_tracks(boxes, np.concatenate([a_s, a_o]), frame_ids, 1.0, 0.0)
+    np.testing.assert_array_equal(kept, kept2)
+    np.testing.assert_array_equal(paths, np.concatenate([s_ref, o_ref]))
+
+
+def _crossing_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two persons running side by side, faster than their own width per sample (IoU 0 with themselves between
+    samples), 150 px apart; α flips between them in runs of 3 frames. A static dog is region 2."""
+    x = 20.0 + 60.0 * np.arange(N)
+    boxes = np.zeros((N, M, 4))
+    boxes[:, 0] = np.stack([x, np.full(N, 100.0), x + 50, np.full(N, 200.0)], -1)
+    boxes[:, 1] = np.stack([x, np.full(N, 250.0), x + 50, np.full(N, 350.0)], -1)
+    boxes[:, 2] = np.stack([x, np.full(N, 600.0), x + 50, np.full(N, 650.0)], -1)
+    alpha = np.full((1, N, M), 0.001)
+    on_first = (np.arange(N) // 3) % 2 == 0
+    alpha[0, on_first, 0], alpha[0, ~on_first, 1] = 0.98, 0.98
+    alpha[0, on_first, 1], alpha[0, ~on_first, 0] = 0.019, 0.019
+    return boxes, alpha, np.arange(N) * 2
+
+
+def test_proximity_keeps_a_fast_objects_track_where_iou_cannot():
+    from vrgv.instances import candidate_pairs
+
+    boxes, alpha, frame_ids = _crossing_scene()
+    hops = candidate_pairs(boxes, alpha, alpha, frame_ids, 16.0, num_frames=2 * N)
+    held = candidate_pairs(boxes, alpha, alpha, frame_ids, 16.0, num_frames=2 * N, proximity=4.0)
+    assert any(len(set(c.subject.tolist())) > 1 for c in hops)  # without nearness the tracks follow α's flips
+    assert held and all(len(set(c.subject.tolist())) == 1 and len(set(c.object.tolist())) == 1 for c in held)
+    assert {(int(c.subject[0]), int(c.object[0])) for c in held} == {(0, 1), (1, 0)}
+    # λ = 0 (vRGV*) stays greedy: nearness is scaled by λ too
+    greedy = candidate_pairs(boxes, alpha, alpha, frame_ids, 16.0, num_frames=2 * N, proximity=4.0, iou_weight=0.0)
+    ref = candidate_pairs(boxes, alpha, alpha, frame_ids, 16.0, num_frames=2 * N, iou_weight=0.0)
+    assert [(c.subject.tolist(), c.object.tolist()) for c in greedy] == [(c.subject.tolist(), c.object.tolist())
+                                                                          for c in ref]

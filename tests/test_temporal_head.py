@@ -181,6 +181,7 @@ def test_head_exports_to_onnx_with_parity(tmp_path):
 
     spec = spec_from_bundle(bundle)  # the runtime knows β is the head's curve (plots label it so)
     assert spec.temporal_head and spec.sigma == HEAD_SIGMA and spec.beta_label == "temporal head curve"
+    assert spec.instance_proximity == model.config.instance_proximity  # instance choice settings travel too
 
 
 def test_with_temporal_head_resizes_the_ensemble_and_keeps_the_encoder():
@@ -357,8 +358,14 @@ def test_instance_choice_needs_the_head_and_sane_settings():
         small_config(instance_choice=True)
     with pytest.raises(ConfigError, match="instance_temperature"):
         small_config(temporal_head=True, num_predicates=P, instance_choice=True, instance_temperature=0.5)
+    with pytest.raises(ConfigError, match="instance_proximity"):
+        small_config(temporal_head=True, num_predicates=P, instance_choice=True, instance_proximity=-1.0)
     model = with_temporal_head(make_model(seed=14, spatial_scoring="dot", num_predicates=P), instance_choice=True)
-    assert model.config.instance_choice and model.config.temporal_head
+    assert model.config.instance_choice and model.config.temporal_head and model.config.instance_proximity == 0.0
+    tuned = with_temporal_head(model, topk=0.3, instance_proximity=4.0)  # the head tool's --topk, --instance-proximity
+    assert tuned.config.temporal_head_topk == 0.3 and tuned.config.instance_proximity == 4.0
+    encoder = [k for k in model.state_dict() if not k.startswith("temporal_head.")]
+    assert all(torch.equal(tuned.state_dict()[k], model.state_dict()[k]) for k in encoder)
 
 
 def test_evaluate_with_instance_choice_grounds_every_relation(tmp_path):
@@ -378,3 +385,54 @@ def test_evaluate_with_instance_choice_grounds_every_relation(tmp_path):
     preds = ground_split(model, VOCAB, [Ann(s.video_id, s.relation) for s in samples], store, sigma=HEAD_SIGMA)
     assert set(preds) == {s.video_id for s in samples}
     assert all(len(v) == 2 for v in preds.values())
+
+
+def test_track_bags_hold_the_candidate_pairs_on_their_hard_boxes():
+    from vrgv.instances import candidate_pairs
+    from vrgv.training.temporal_head import track_bags
+
+    samples, store = _store(4, videos=4)
+    model = with_temporal_head(make_model(seed=16, spatial_scoring="dot", num_predicates=P), instance_choice=True)
+    feats, mask, labels = track_bags(model, VOCAB, samples, store, margin=50.0)
+    _, ref_labels = geometry_bags(model, VOCAB, samples, store)
+    assert feats.shape == (len(samples), 4, N, 27) and mask.shape == (len(samples), 4)
+    assert torch.equal(labels, ref_labels) and mask[:, 0].all()
+    # slot by slot, the pairs of vrgv.instances.candidate_pairs featurised on their hard (one-hot) boxes
+    vr = store[samples[0].video_id]
+    q = torch.from_numpy(VOCAB.encode_query([samples[0].relation]))
+    with torch.no_grad():
+        bn = torch.from_numpy(vr.boxes_norm)
+        a_s, a_o = model.attend(model.embed_regions(bn, torch.from_numpy(vr.features.astype(np.float32))), q)[:2]
+    cands = candidate_pairs(vr.pixel_boxes(), a_s.numpy(), a_o.numpy(), vr.frame_ids,
+                            model.config.instance_temperature, num_frames=vr.num_frames)
+    assert int(mask[0].sum()) == len(cands) >= 1
+    rows = torch.arange(N)
+    for slot, cand in enumerate(cands):
+        want = model.head_features(bn[rows, cand.subject][None], bn[rows, cand.object][None])[0]
+        assert torch.allclose(feats[0, slot], want)
+    # a margin of 0 keeps only each bag's best-evidence pair (ties aside)
+    _, tight, _ = track_bags(model, VOCAB, samples, store, margin=0.0)
+    assert torch.all(tight.sum(1) >= 1) and tight.sum() <= mask.sum()
+
+
+def test_fit_on_tracks_lowers_the_loss_and_scores_a_bag_by_its_best_pair():
+    from vrgv.training.temporal_head import _fit_member
+
+    samples, store = _store(5)
+    model = with_temporal_head(make_model(seed=17, spatial_scoring="dot", num_predicates=P), instance_choice=True)
+    record = fit_temporal_head(model, VOCAB, samples, store, steps=150, fit_on="tracks", track_margin=2.0)
+    assert record["fit_on"] == "tracks" and record["track_margin"] == 2.0 and record["pairs"] >= record["bags"]
+    # an untrained encoder's α is nearly flat, so its tracks carry less of the toy's signal than α-pooled boxes
+    assert record["loss_last"] < 0.8 * record["loss_first"]
+    with pytest.raises(ConfigError, match="fit_on"):
+        fit_temporal_head(model, VOCAB, samples, store, fit_on="frames")
+    # one bag with two pairs: a positive bag is satisfied once either pair fires, so the fit can leave the other low
+    head = with_temporal_head(make_model(seed=18, spatial_scoring="dot", num_predicates=P)).temporal_head
+    x = torch.zeros(1, 2, N, head.w1.shape[1])
+    x[0, 0, :, 0] = 3.0  # pair 0 carries a signal, pair 1 is blank
+    labels = torch.zeros(1, P)
+    labels[0, 0] = 1.0
+    losses = _fit_member(head, 0, x, labels, torch.tensor([0]), 24, 100, 1e-2, 0, torch.tensor([[True, True]]))
+    assert losses[-1] < 0.1 * losses[0]
+    with pytest.raises(ConfigError, match="negative_pairs"):
+        fit_temporal_head(model, VOCAB, samples, store, fit_on="tracks", negative_pairs=True)

@@ -94,6 +94,9 @@ class ModelConfig:
     instance_choice: bool = False
     instance_temperature: float = 16.0
     instance_gamma: float = 0.5
+    # > 0: candidate tracks also score ν · exp(-d²/2s²) per step for the nearness of consecutive boxes (d centre
+    # distance, s mean side): fast objects have IoU 0 with themselves between samples (vrgv.instances)
+    instance_proximity: float = 0.0
 
     def __post_init__(self) -> None:
         _check_positive(
@@ -128,6 +131,8 @@ class ModelConfig:
         if self.instance_choice and not self.temporal_head:
             raise ConfigError("ModelConfig.instance_choice scores candidate tracks with the temporal head; set "
                               "temporal_head to true or instance_choice to false")
+        if not 0.0 <= float(self.instance_proximity) <= 1000.0:
+            raise ConfigError(f"ModelConfig.instance_proximity must lie in [0, 1000], got {self.instance_proximity!r}")
         if not 1.0 <= float(self.instance_temperature) <= 1000.0 or not 0.0 <= float(self.instance_gamma) <= 10.0:
             raise ConfigError(f"ModelConfig.instance_temperature must lie in [1, 1000] and instance_gamma in [0, 10], "
                               f"got {self.instance_temperature!r} and {self.instance_gamma!r}")

@@ -73,7 +73,7 @@ def ground_split(model: Any, vocab: Vocabulary, annotations: Sequence[VideoAnnot
             a_s, a_o, beta = choose_instances(vr.pixel_boxes(), vr.boxes_norm, a_s, a_o, beta, vr.frame_ids,
                                               vocab.encode_query(rels)[:, 1:-1], head, c.instance_temperature,
                                               c.instance_gamma, num_frames=vr.num_frames, linker=backend,
-                                              sigma=sigma, iou_weight=iou_weight)
+                                              sigma=sigma, iou_weight=iou_weight, proximity=c.instance_proximity)
         results = link_many(vr.pixel_boxes(), a_s, a_o, beta, vr.frame_ids, vr.num_frames, sigma=sigma,
                             iou_weight=iou_weight, backend=backend)
         preds[ann.video_id] = {rel: to_grounding(res, rel, ann.video_id).to_dict()

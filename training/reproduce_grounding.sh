@@ -72,10 +72,10 @@ head_fit() {  # checkpoint in, checkpoint out, extra flags
     --regions "$ROOT/det_train" --out "$2" --features relative --distinct-same-category --threads 1 "${@:3}"
 }
 mkdir -p "$ROOT/final11"
-head_fit "$ROOT/final5/bundle5" "$ROOT/final11/bundle5_rel"
-head_fit "$ROOT/final5/bundle5" "$ROOT/final11/bundle5_inst" --instance-choice
-head_fit "$ROOT/final/b_no_message" "$ROOT/final11/inst_no_message" --instance-choice
-head_fit "$ROOT/final/b_no_clip" "$ROOT/final11/inst_no_clip" --instance-choice
+head_fit "$ROOT/final5/bundle5" "$ROOT/final11/bundle5_rel" --sigma 0.2  # session 11's σ (the default is now 0.15)
+head_fit "$ROOT/final5/bundle5" "$ROOT/final11/bundle5_inst" --instance-choice --sigma 0.2  # session 11's σ (the default is now 0.15)
+head_fit "$ROOT/final/b_no_message" "$ROOT/final11/inst_no_message" --instance-choice --sigma 0.2  # session 11's σ (the default is now 0.15)
+head_fit "$ROOT/final/b_no_clip" "$ROOT/final11/inst_no_clip" --instance-choice --sigma 0.2  # session 11's σ (the default is now 0.15)
 $VRGV synth --out "$ROOT/val" --videos 100 --seed 25 --world grounding --workers 2 --no-progress
 $VRGV extract "$ROOT"/val/videos/*.mp4 --out-dir "$ROOT/det_val" --detector "$DET" --num-samples 120 --threads 1
 $PY benchmarks/sigma_sweep.py "$ROOT/val/annotations" "$ROOT/det_val" --sigmas 0.05 0.1 0.15 0.2 0.25 0.3 0.4 0.5 \
@@ -88,3 +88,18 @@ for ck in bundle5_rel bundle5_inst inst_no_message inst_no_clip; do
   $PY -m vrgv.training.evaluate --checkpoint "$ROOT/final11/$ck" --annotations "$ROOT/test/annotations" \
     --regions "$ROOT/det_test" --threads 1 --name "$ck" --out "$ROOT/final11/eval_$ck.json"
 done
+# 8. session 12: the shipped bundle = the same encoder, the head's bag score on its top 30% of frames, candidate
+#    tracks that also score nearness (ν = 4), σ = 0.15; top-k, ν and σ chosen on the validation split.
+mkdir -p "$ROOT/final12"
+for pair in "final5/bundle5 bundle12" "final/b_no_clip abl_no_clip" "final/b_no_message abl_no_message"; do
+  set -- $pair
+  head_fit "$ROOT/$1" "$ROOT/final12/$2" --instance-choice --topk 0.3 --instance-proximity 4 --sigma 0.15
+  for split in test val; do
+    $PY -m vrgv.training.evaluate --checkpoint "$ROOT/final12/$2" --annotations "$ROOT/$split/annotations" \
+      --regions "$ROOT/det_$split" --threads 1 --name "$2" --out "$ROOT/final12/eval_${2}_$split.json"
+  done
+done
+$PY -m vrgv.training.evaluate --checkpoint "$ROOT/final12/bundle12" --annotations "$ROOT/test/annotations" \
+  --regions "$ROOT/det_test" --threads 1 --iou-weight 0 --name "vRGV*" --out "$ROOT/final12/eval_bundle12_star.json"
+$PY benchmarks/sigma_sweep.py "$ROOT/val/annotations" "$ROOT/det_val" --sigmas 0.15 0.2 \
+  --checkpoints "$ROOT/final11/bundle5_inst" "$ROOT/final12/bundle12" --temperatures 8 16 --proximities 0 1 2 4 8
