@@ -1,12 +1,12 @@
 """Relation accuracy of checkpoints across linking thresholds σ, to choose σ on a validation split (synthetic data).
 
 The model's α and β are computed once per video; the instance choice (with ``instance_choice``), linking and
-scoring repeat per σ, and per instance-choice setting given (T = ``--temperatures``, ν = ``--proximities``; default
-the checkpoint's config). Prints one row per (checkpoint, T, ν, σ): AccS / AccO / AccR of the average column at
-tIoU 0.5, and the best setting per checkpoint by AccR.
+scoring repeat per σ, and per instance-choice setting given (T = ``--temperatures``, ν = ``--proximities``,
+γ = ``--gammas``; default the checkpoint's config). Prints one row per (checkpoint, T, ν, γ, σ): AccS / AccO / AccR
+of the average column at tIoU 0.5, and the best setting per checkpoint by AccR.
 
     python benchmarks/sigma_sweep.py ANNOTATIONS_DIR REGIONS_DIR --sigmas 0.1 0.2 0.3 --checkpoints C1 [C2 ...]
-        [--temperatures 8 16] [--proximities 0 4]
+        [--temperatures 8 16] [--proximities 0 4] [--gammas 0.25 0.5]
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def main() -> None:
     p.add_argument("--iou-weight", type=float, default=1.0)
     p.add_argument("--temperatures", type=float, nargs="+", default=None, help="instance choice's T (default: config)")
     p.add_argument("--proximities", type=float, nargs="+", default=None, help="instance choice's ν (default: config)")
+    p.add_argument("--gammas", type=float, nargs="+", default=None, help="instance choice's γ (default: config)")
     args = p.parse_args()
     torch.set_num_threads(1)
     anns = load_annotations(args.annotations)
@@ -53,10 +54,11 @@ def main() -> None:
             head = HeadWeights.from_state({k: v.numpy() for k, v in model.state_dict().items()
                                            if k.startswith("temporal_head.")}, c.to_dict())
         best = (-1.0, "")
-        settings = [(float(t), float(nu)) for t in (args.temperatures or [c.instance_temperature])
-                    for nu in (args.proximities or [c.instance_proximity])] if head is not None else [(0.0, 0.0)]
-        for temperature, proximity in settings:
-            label = f"T={temperature:g} ν={proximity:g} " if head is not None else ""
+        settings = [(float(t), float(nu), float(g)) for t in (args.temperatures or [c.instance_temperature])
+                    for nu in (args.proximities or [c.instance_proximity])
+                    for g in (args.gammas or [c.instance_gamma])] if head is not None else [(0.0, 0.0, 0.0)]
+        for temperature, proximity, gamma in settings:
+            label = f"T={temperature:g} ν={proximity:g} γ={gamma:g} " if head is not None else ""
             for sigma in args.sigmas:
                 preds = {}
                 for vid, (rels, (a_s, a_o, beta)) in attended.items():
@@ -64,7 +66,7 @@ def main() -> None:
                     if head is not None:
                         a_s, a_o, beta = choose_instances(
                             vr.pixel_boxes(), vr.boxes_norm, a_s, a_o, beta, vr.frame_ids,
-                            vocab.encode_query(rels)[:, 1:-1], head, temperature, c.instance_gamma,
+                            vocab.encode_query(rels)[:, 1:-1], head, temperature, gamma,
                             num_frames=vr.num_frames, sigma=sigma, iou_weight=args.iou_weight, proximity=proximity)
                     res = link_many(vr.pixel_boxes(), a_s, a_o, beta, vr.frame_ids, vr.num_frames, sigma=sigma,
                                     iou_weight=args.iou_weight)

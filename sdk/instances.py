@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from vrgv.errors import BundleError
 
@@ -176,38 +177,68 @@ def _tracks(boxes: np.ndarray, alpha_s: np.ndarray, alpha_o: np.ndarray, frame_i
     return res[0].kept_indices, np.stack([x.sub_indices for x in res]), np.stack([x.obj_indices for x in res])
 
 
-def _proximity_tracks(boxes: np.ndarray, alphas: np.ndarray, frame_ids: np.ndarray, iou_weight: float,
-                      proximity: float) -> tuple[np.ndarray, np.ndarray]:
-    """Viterbi tracks of every α in ``alphas`` [T,N,M] over the video's distinct frames, as the linking's (each box
-    scores its α, a step from box p to box q λ/gap · IoU(p, q)), plus λ · ``proximity`` ν · exp(-d²/2s²) per step,
-    d the two boxes' centre distance and s their mean side (so λ = 0, vRGV*, stays greedy): (kept indices [K],
-    paths [T,K]). Objects that move
-    more than their size between two sampled frames have IoU 0 with themselves, so IoU alone cannot keep a track
-    on one of two objects of a category; nearness can."""
-    from vrgv.linking.reference import box_areas, keep_distinct_frames, pairwise_iou
+def _track_steps(boxes: np.ndarray, frame_ids: np.ndarray, iou_weight: float,
+                 proximity: float) -> tuple[np.ndarray, np.ndarray]:
+    """(kept indices [K], step scores [K-1,M,M], indexed [step, to q, from p]) for tracks over the video's distinct
+    frames: a step from box p to box q scores λ/gap · IoU(p, q), as in the linking's Viterbi, plus λ ·
+    ``proximity`` ν · exp(-d²/2s²), d the two boxes' centre distance and s their mean side (so λ = 0, vRGV*, stays
+    greedy). Objects that move more than their size between two sampled frames have IoU 0 with themselves, so IoU
+    alone cannot keep a track on one of two objects of a category; nearness can."""
+    from vrgv.linking.reference import box_areas, keep_distinct_frames
 
     kept = keep_distinct_frames(np.arange(boxes.shape[0]), frame_ids)
-    areas = box_areas(boxes)
-    centres = (boxes[..., :2] + boxes[..., 2:]) / 2
-    sides = np.sqrt(np.maximum(areas, 1.0))
-    t_len, m = alphas.shape[0], boxes.shape[1]
-    prev = np.zeros((t_len, m))
-    back = np.empty((len(kept) - 1, t_len, m), np.int64)
-    for t in range(1, len(kept)):
-        a, b = kept[t - 1], kept[t]
-        step = (iou_weight / float(frame_ids[b] - frame_ids[a])) * pairwise_iou(boxes[a], boxes[b], areas[a], areas[b])
-        if proximity:
-            d2 = ((centres[a][:, None] - centres[b][None]) ** 2).sum(-1)
-            s2 = (0.5 * (sides[a][:, None] + sides[b][None])) ** 2
-            step = step + (iou_weight * proximity) * np.exp(-0.5 * d2 / s2)
-        cand = (prev + alphas[:, a])[:, :, None] + step[None]  # [T, p, q]
-        back[t - 1] = np.argmax(cand, axis=1)  # first maximum: lowest previous box on ties
-        prev = np.take_along_axis(cand, back[t - 1][:, None, :], axis=1)[:, 0] + alphas[:, b]
-    paths = np.empty((t_len, len(kept)), np.int64)
-    paths[:, -1] = np.argmax(prev, axis=1)
-    for t in range(len(kept) - 1, 0, -1):
-        paths[:, t - 1] = np.take_along_axis(back[t - 1], paths[:, t:t + 1], axis=1)[:, 0]
-    return kept, paths
+    b1, b2 = boxes[kept[:-1]][:, None], boxes[kept[1:]][:, :, None]  # [K-1,1,M,4] from p, [K-1,M,1,4] to q
+    area1, area2 = box_areas(b1), box_areas(b2)
+    # reference.pairwise_iou's operations, batched over the steps (the same floats)
+    ix1 = np.maximum(b1[..., 0], b2[..., 0])
+    iy1 = np.maximum(b1[..., 1], b2[..., 1])
+    iw = np.maximum(np.minimum(b1[..., 2] + 1.0, b2[..., 2] + 1.0) - ix1, 0.0)
+    ih = np.maximum(np.minimum(b1[..., 3] + 1.0, b2[..., 3] + 1.0) - iy1, 0.0)
+    inter = iw * ih
+    lam = iou_weight / (frame_ids[kept[1:]] - frame_ids[kept[:-1]]).astype(np.float64)
+    steps = lam[:, None, None] * (inter / ((area1 + area2) - inter))
+    if proximity:
+        d2 = (((b1[..., :2] + b1[..., 2:]) / 2 - (b2[..., :2] + b2[..., 2:]) / 2) ** 2).sum(-1)
+        s2 = (0.5 * (np.sqrt(np.maximum(area1, 1.0)) + np.sqrt(np.maximum(area2, 1.0)))) ** 2
+        steps = steps + (iou_weight * proximity) * np.exp(-0.5 * d2 / s2)
+    return kept, np.ascontiguousarray(steps)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _viterbi_many(unary: np.ndarray, steps: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Best path of each of T tracks, unary [T,K,M] (each box's score on the kept frames) and steps [K-1,M,M]
+    ([step, q, p]), the linking's recursion U[q] = max_p (U[p] + unary[p]) + step[p -> q], first maximum on
+    ties -> [T,K]."""
+    n_tracks, k_len, m = unary.shape
+    paths = np.empty((n_tracks, k_len), np.int64)
+    back = np.empty((k_len - 1, m), np.int64)
+    prev = np.empty(m)
+    here = np.empty(m)
+    cur = np.empty(m)
+    for t in range(n_tracks):
+        prev[:] = 0.0
+        for k in range(1, k_len):
+            for p in range(m):
+                here[p] = prev[p] + unary[t, k - 1, p]
+            for q in range(m):
+                best = -np.inf
+                arg = 0
+                for p in range(m):
+                    v = here[p] + steps[k - 1, q, p]
+                    if v > best:
+                        best = v
+                        arg = p
+                back[k - 1, q] = arg
+                cur[q] = best + unary[t, k, q]
+            prev[:] = cur
+        last = 0
+        for q in range(1, m):
+            if prev[q] > prev[last]:
+                last = q
+        paths[t, k_len - 1] = last
+        for k in range(k_len - 1, 0, -1):
+            paths[t, k - 1] = back[k - 1, paths[t, k]]
+    return paths
 
 
 def _masked(alpha: np.ndarray, boxes: np.ndarray, kept: np.ndarray, path: np.ndarray, fill: float = 0.0) -> np.ndarray:
@@ -257,11 +288,12 @@ def candidate_pairs(boxes: np.ndarray, alpha_s: np.ndarray, alpha_o: np.ndarray,
     flat = [f / np.maximum(f.sum(-1, keepdims=True), 1e-300) for f in flat]
     if proximity > 0:
         r_len = a_s.shape[0]
-        kept, paths = _proximity_tracks(boxes, np.concatenate(flat), frame_ids, iou_weight, proximity)
+        kept, steps = _track_steps(boxes, frame_ids, iou_weight, proximity)
+        paths = _viterbi_many(np.ascontiguousarray(np.concatenate(flat)[:, kept]), steps)
         s1, o1 = paths[:r_len], paths[r_len:]
         # masked boxes are barred (a score of -MASKED), not only zeroed: nearness would pay for staying on them
         masked = np.concatenate([_masked(flat[0], boxes, kept, s1, -MASKED), _masked(flat[1], boxes, kept, o1, -MASKED)])
-        _, paths = _proximity_tracks(boxes, masked, frame_ids, iou_weight, proximity)
+        paths = _viterbi_many(np.ascontiguousarray(masked[:, kept]), steps)
         s2, o2 = paths[:r_len], paths[r_len:]
     else:
         kept, s1, o1 = _tracks(boxes, flat[0], flat[1], frame_ids, num_frames, linker, iou_weight)

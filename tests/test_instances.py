@@ -108,7 +108,7 @@ def test_choose_instances_with_sigma_cuts_the_chosen_curve_to_one_segment():
 
 
 def test_proximity_tracks_equal_the_linkings_without_proximity():
-    from vrgv.instances import _proximity_tracks, _tracks
+    from vrgv.instances import _track_steps, _tracks, _viterbi_many
 
     rng = np.random.default_rng(3)
     n, m, r = 30, 6, 3
@@ -117,7 +117,8 @@ def test_proximity_tracks_equal_the_linkings_without_proximity():
     a_s, a_o = rng.dirichlet(np.ones(m), (r, n)), rng.dirichlet(np.ones(m), (r, n))
     frame_ids = np.sort(rng.choice(200, n, replace=False))
     kept, s_ref, o_ref = _tracks(boxes, a_s, a_o, frame_ids, 200, "numpy", 1.0)
-    kept2, paths = _proximity_tracks(boxes, np.concatenate([a_s, a_o]), frame_ids, 1.0, 0.0)
+    kept2, steps = _track_steps(boxes, frame_ids, 1.0, 0.0)
+    paths = _viterbi_many(np.ascontiguousarray(np.concatenate([a_s, a_o])[:, kept2]), steps)
     np.testing.assert_array_equal(kept, kept2)
     np.testing.assert_array_equal(paths, np.concatenate([s_ref, o_ref]))
 

@@ -253,8 +253,6 @@ def with_temporal_head(model: Any, members: int | None = None, features: str | N
     mean of the top ``topk`` fraction of frames; each defaults to the config's."""
     from dataclasses import replace
 
-    from vrgv.training.model import VRGVModel
-
     c = model.config
     wanted = replace(c, temporal_head=True, temporal_head_members=members or c.temporal_head_members,
                      temporal_head_features=features or c.temporal_head_features,
@@ -264,11 +262,20 @@ def with_temporal_head(model: Any, members: int | None = None, features: str | N
                      distinct_same_category=c.distinct_same_category if distinct_same_category is None
                      else bool(distinct_same_category),
                      instance_choice=c.instance_choice if instance_choice is None else bool(instance_choice))
-    if wanted == c:
+    return attach_head(model, wanted)
+
+
+def attach_head(model: Any, config: Any) -> Any:
+    """A copy of a trained model under ``config`` (a ``ModelConfig`` that differs from the model's only in its
+    temporal head and instance choice settings): same encoder weights, a fresh head to fit."""
+    from vrgv.training.model import VRGVModel
+
+    c = model.config
+    if config == c:
         return model
     if c.num_predicates <= 0:
         raise ConfigError("the checkpoint's config has no num_predicates; retrain with model.temporal_head: true")
-    new = VRGVModel(wanted)
+    new = VRGVModel(config)
     encoder = {k: v for k, v in model.state_dict().items() if not k.startswith("temporal_head.")}  # an old head goes
     missing, unexpected = new.load_state_dict(encoder, strict=False)
     if unexpected or any(not k.startswith("temporal_head.") for k in missing):

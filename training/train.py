@@ -8,7 +8,7 @@ import random
 import resource
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,12 @@ def build_model_config(store: dict[str, VideoRegions], vocab: Vocabulary, table:
     return ModelConfig(**{**base, **overrides})
 
 
+def encoder_config(config: ModelConfig) -> ModelConfig:
+    """The config the encoder trains under: ``config`` without the temporal head, distinct roles and instance
+    choice, which act only after training (``attach_head`` adds them to the trained encoder)."""
+    return replace(config, temporal_head=False, distinct_same_category=False, instance_choice=False)
+
+
 def evaluate_loss(model: Any, samples: Sequence[Sample], store: dict[str, VideoRegions], vocab: Vocabulary,
                   batch_size: int, labels: dict[str, set[str]] | None = None) -> float:
     """Mean per-sample training loss (reconstruction plus the config's auxiliary terms; eval mode, no gradients),
@@ -109,7 +115,9 @@ def train(samples: Sequence[Sample], store: dict[str, VideoRegions], vocab: Voca
         raise ConfigError("no training samples: the annotations hold no relation inside the vocabulary")
     seed_everything(cfg.seed, cfg.threads)
     model_cfg = build_model_config(store, vocab, table, cfg.model)
-    model = VRGVModel(model_cfg, vocabulary_matrix(vocab, table, seed=cfg.seed))
+    # The encoder trains without the head and instance choice, which are fitted and used after training: the
+    # head's settings then cannot change the encoder (with them in the model, its random stream drifted).
+    model = VRGVModel(encoder_config(model_cfg), vocabulary_matrix(vocab, table, seed=cfg.seed))
     train_set, val_set = split_by_video(samples, cfg.val_fraction, cfg.seed)
     labels = video_labels(samples) if (model_cfg.temporal_mil_weight > 0 or model_cfg.region_mil_weight > 0) else None
     val_set = cap_per_video(val_set, cfg.max_relations_per_video, np.random.default_rng(cfg.seed + 1))
@@ -165,8 +173,10 @@ def train(samples: Sequence[Sample], store: dict[str, VideoRegions], vocab: Voca
         model.load_state_dict(best_state)
     model.eval()
     if model_cfg.temporal_head:  # fitted on the frozen best encoder, from the training videos' labels only
-        from vrgv.training.temporal_head import fit_temporal_head
+        from vrgv.training.temporal_head import attach_head, fit_temporal_head
 
+        model = attach_head(model, model_cfg)
+        result.model = model
         record = fit_temporal_head(model, vocab, train_set, store, seed=cfg.seed)
         meta.update(sigma=record["sigma"], temporal_head=record)
     result.seconds = time.perf_counter() - start
