@@ -283,8 +283,10 @@ def run_bench(
             spec.instance_temperature, spec.instance_gamma, num_frames=regions.num_frames, sigma=spec.sigma,
             proximity=spec.instance_proximity),
             repeats, warmup)
-        stages.append(StageStats.from_samples("instances", "numpy + linking", secs,
-                                              f"R={len(relations)}, T={spec.instance_temperature:g}"))
+        tracks = "numba" if spec.instance_proximity > 0 else "linking"  # who links the candidate tracks
+        stages.append(StageStats.from_samples("instances", f"numpy + {tracks}", secs,
+                                              f"R={len(relations)}, T={spec.instance_temperature:g}, "
+                                              f"ν={spec.instance_proximity:g}"))
     res = link_many(b64, a_s, a_o, beta, regions.frame_ids, regions.num_frames, sigma=spec.sigma)[0]
     kept = np.asarray(res.kept_indices)
     kept_fids = regions.frame_ids[kept]

@@ -19,7 +19,7 @@ import logging
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,36 @@ def predicate_token_table(vocab: Vocabulary) -> np.ndarray:
     return np.ascontiguousarray(queries[:, 1:QUERY_LEN - 1], dtype=np.int64)
 
 
+def _pair_bags(vocab: Vocabulary, samples: Sequence[Sample]) -> dict[str, dict[tuple[str, str], set[str]]]:
+    """video id -> (subject, object) -> the predicates its weak labels give that pair."""
+    bags: dict[str, dict[tuple[str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
+    for s in samples:
+        rel = vocab.canonical(s.relation)
+        bags[s.video_id][(rel.subject, rel.object)].add(rel.predicate)
+    return bags
+
+
+def _attended_bags(model: Any, vocab: Vocabulary, bags: dict[str, dict[tuple[str, str], set[str]]],
+                   store: dict[str, VideoRegions]) -> Iterator[tuple[VideoRegions, Any, Any, Any, Any]]:
+    """Per video (sorted), its bags in sorted (subject, object) order: (regions, normalised boxes [N,M,5], α_s and
+    α_o [R,N,M] from the model, labels [R,P]). α does not depend on the predicate. Call under ``torch.no_grad``."""
+    import torch
+
+    index = {p: i for i, p in enumerate(vocab.predicates)}
+    model.eval()
+    for video_id in sorted(bags):
+        pairs = sorted(bags[video_id])
+        vr = store[video_id]
+        q = torch.from_numpy(vocab.encode_query([f"{s}-{vocab.predicates[0]}-{o}" for s, o in pairs]))
+        bn = torch.from_numpy(vr.boxes_norm.astype(np.float32))
+        a_s, a_o = model.attend(model.embed_regions(bn, torch.from_numpy(vr.features.astype(np.float32))), q)[:2]
+        y = torch.zeros(len(pairs), len(vocab.predicates))
+        for k, key in enumerate(pairs):
+            for p in bags[video_id][key]:
+                y[k, index[p]] = 1.0
+        yield vr, bn, a_s, a_o, y
+
+
 def geometry_bags(model: Any, vocab: Vocabulary, samples: Sequence[Sample], store: dict[str, VideoRegions],
                   negative_pairs: bool = False) -> tuple[Any, Any]:
     """(geometry f32 [B,N,27], labels f32 [B,P]): one bag per (video, subject, object) of the weak samples, the
@@ -51,10 +81,7 @@ def geometry_bags(model: Any, vocab: Vocabulary, samples: Sequence[Sample], stor
     name but never relate to each other."""
     import torch
 
-    bags: dict[str, dict[tuple[str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
-    for s in samples:
-        rel = vocab.canonical(s.relation)
-        bags[s.video_id][(rel.subject, rel.object)].add(rel.predicate)
+    bags = _pair_bags(vocab, samples)
     if negative_pairs:  # two named categories that no label relates: every predicate is negative for them
         for pairs in bags.values():
             named = sorted({c for pair in pairs for c in pair})
@@ -62,24 +89,11 @@ def geometry_bags(model: Any, vocab: Vocabulary, samples: Sequence[Sample], stor
                 for o_cat in named:
                     if s_cat != o_cat and (s_cat, o_cat) not in pairs:
                         pairs[(s_cat, o_cat)] = set()
-    index = {p: i for i, p in enumerate(vocab.predicates)}
     geometry, labels = [], []
-    model.eval()
     with torch.no_grad():
-        for video_id in sorted(bags):
-            pairs = sorted(bags[video_id])
-            vr = store[video_id]
-            any_predicate = vocab.predicates[0]
-            q = torch.from_numpy(vocab.encode_query([f"{s}-{any_predicate}-{o}" for s, o in pairs]))
-            bn = torch.from_numpy(vr.boxes_norm.astype(np.float32))
-            emb = model.embed_regions(bn, torch.from_numpy(vr.features.astype(np.float32)))
-            a_s, a_o = model.attend(emb, q)[:2]
+        for _, bn, a_s, a_o, y in _attended_bags(model, vocab, bags, store):
             b_s, b_o = torch.einsum("rnm,nmk->rnk", a_s, bn), torch.einsum("rnm,nmk->rnk", a_o, bn)
             geometry.append(model.head_features(b_s, b_o))
-            y = torch.zeros(len(pairs), len(vocab.predicates))
-            for k, key in enumerate(pairs):
-                for p in bags[video_id][key]:
-                    y[k, index[p]] = 1.0
             labels.append(y)
     if not geometry:
         raise ConfigError("temporal head: no training samples to fit it on")
@@ -98,22 +112,10 @@ def track_bags(model: Any, vocab: Vocabulary, samples: Sequence[Sample], store: 
 
     from vrgv.instances import candidate_pairs
 
-    bags: dict[str, dict[tuple[str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
-    for s in samples:
-        rel = vocab.canonical(s.relation)
-        bags[s.video_id][(rel.subject, rel.object)].add(rel.predicate)
-    index = {p: i for i, p in enumerate(vocab.predicates)}
     c = model.config
     features, masks, labels = [], [], []
-    model.eval()
     with torch.no_grad():
-        for video_id in sorted(bags):
-            pairs = sorted(bags[video_id])
-            vr = store[video_id]
-            q = torch.from_numpy(vocab.encode_query([f"{s}-{vocab.predicates[0]}-{o}" for s, o in pairs]))
-            bn = torch.from_numpy(vr.boxes_norm.astype(np.float32))
-            emb = model.embed_regions(bn, torch.from_numpy(vr.features.astype(np.float32)))
-            a_s, a_o = model.attend(emb, q)[:2]
+        for vr, bn, a_s, a_o, y in _attended_bags(model, vocab, _pair_bags(vocab, samples), store):
             pooled = (torch.einsum("rnm,nmk->rnk", a_s, bn), torch.einsum("rnm,nmk->rnk", a_o, bn))
             cands = candidate_pairs(vr.pixel_boxes(), a_s.numpy(), a_o.numpy(), vr.frame_ids,
                                     c.instance_temperature, num_frames=vr.num_frames, linker=linker,
@@ -121,7 +123,7 @@ def track_bags(model: Any, vocab: Vocabulary, samples: Sequence[Sample], store: 
             rows = torch.arange(bn.shape[0])
             box_s = pooled[0][:, None].repeat(1, 4, 1, 1)  # [R,4,N,5]; slot 0 is the α-pooled fallback
             box_o = pooled[1][:, None].repeat(1, 4, 1, 1)
-            mask = torch.zeros(len(pairs), 4, dtype=torch.bool)
+            mask = torch.zeros(a_s.shape[0], 4, dtype=torch.bool)
             best = defaultdict(lambda: -np.inf)
             for cand in cands:
                 best[cand.relation] = max(best[cand.relation], cand.evidence)
@@ -138,10 +140,6 @@ def track_bags(model: Any, vocab: Vocabulary, samples: Sequence[Sample], store: 
             feats = model.head_features(box_s.reshape(r_ * c_, n_, 5), box_o.reshape(r_ * c_, n_, 5))
             features.append(feats.reshape(r_, c_, n_, -1))
             masks.append(mask)
-            y = torch.zeros(len(pairs), len(vocab.predicates))
-            for k, key in enumerate(pairs):
-                for p in bags[video_id][key]:
-                    y[k, index[p]] = 1.0
             labels.append(y)
     if not features:
         raise ConfigError("temporal head: no training samples to fit it on")
