@@ -154,8 +154,8 @@ def test_vidvrd_trajectories_simulate():
 
 
 def test_cli_train_with_temporal_head_fits_it_and_the_head_tool_refits_it(tmp_path, capsys):
-    """`temporal_head: true` ends `vrgv train` with the head fit (σ = 0.5 in meta); the head tool refits it on the
-    checkpoint's training videos, and evaluation links at the checkpoint's σ."""
+    """`temporal_head: true` ends `vrgv train` with the head fit (σ = HEAD_SIGMA in meta) on an encoder trained as
+    without it; the head tool refits it on the checkpoint's training videos, and evaluation links at its σ."""
     from vrgv.cli import main
     from vrgv.training import evaluate, temporal_head
     from vrgv.training.checkpoint import load_checkpoint
@@ -173,6 +173,15 @@ def test_cli_train_with_temporal_head_fits_it_and_the_head_tool_refits_it(tmp_pa
     model, _, meta = load_checkpoint(out)
     assert model.config.temporal_head and meta["sigma"] == temporal_head.HEAD_SIGMA
     assert meta["temporal_head"]["members"] == 2 and meta["temporal_head"]["videos"] == 3  # validation video held out
+    # the encoder trains without the head (encoder_config): the same run without it gives the same encoder, bit for
+    # bit (on the bundle's sizes the head inside the model changed the rounding, accuracy_synthetic.md session 12)
+    plain_cfg = tmp_path / "plain.json"
+    plain_cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "model": {**TINY, "spatial_scoring": "dot"}}))
+    assert main(["train", "--annotations", str(ann_dir), "--simulate-regions", "--out", str(tmp_path / "plain"),
+                 "--config", str(plain_cfg), "--seed", "3"]) == 0
+    plain = load_checkpoint(tmp_path / "plain")[0].state_dict()
+    encoder = {k: v for k, v in model.state_dict().items() if not k.startswith("temporal_head.")}
+    assert encoder.keys() == plain.keys() and all(torch.equal(v, plain[k]) for k, v in encoder.items())
     refit = tmp_path / "refit"
     assert temporal_head.main(["--checkpoint", str(out), "--annotations", str(ann_dir), "--simulate-regions",
                                "--out", str(refit), "--steps", "5", "--members", "3", "--threads", "1",
