@@ -27,7 +27,7 @@ from vrgv.errors import BundleError
 GEOMETRY_DIM = 27
 RELATIVE_DIM = GEOMETRY_DIM + 30
 MASK_IOU = 0.3  # boxes overlapping the first candidate track this much are masked for the second
-MASKED = 1e3  # the score of a masked box in the second track's proximity Viterbi
+MASKED = 1e3  # a masked box scores -MASKED in the second candidate's nearness Viterbi: barred, not only zeroed
 SAME_OBJECT_IOU = 0.5  # a (subject, object) candidate pair whose tracks overlap this much on average is one object
 
 
@@ -272,8 +272,8 @@ def candidate_pairs(boxes: np.ndarray, alpha_s: np.ndarray, alpha_o: np.ndarray,
     """Every relation's (subject, object) candidate pairs that are two objects: two tracks per role, linked over
     the whole video on α^(1/T) (the second with the first one's boxes masked out), paired four ways, pairs whose
     tracks overlap by mean IoU > ``SAME_OBJECT_IOU`` dropped. boxes [N,M,4] pixels, α [R,N,M], frame_ids [N].
-    With ``proximity`` ν > 0 a track's steps also score the two boxes' nearness (``_proximity_tracks``, NumPy);
-    otherwise the tracks come from ``linker``.
+    With ``proximity`` ν > 0 a track's steps also score the two boxes' nearness (``_track_steps``, then one Numba
+    Viterbi over all tracks, ``_viterbi_many``); otherwise the tracks come from ``linker``.
     Empty where the video has fewer than two distinct frames."""
     from vrgv.linking.reference import keep_distinct_frames
 
